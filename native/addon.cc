@@ -1,0 +1,253 @@
+// N-API glue: registers the functions the TypeScript layer calls and nothing else. Arguments are
+// validated in TypeScript; the checks here only keep a misuse of the internal binding from
+// crashing the process.
+#include <napi.h>
+
+#include <string>
+
+#include "backend.h"
+#include "rss.h"
+
+namespace fragstat {
+
+namespace {
+
+// Layout of the Float64Array a snapshot is written into (mirrored in src/binding.ts).
+enum Slot {
+  kRss,
+  kAllocated,
+  kFree,
+  kHeap,
+  kLargestFree,
+  kArenas,
+  kMayWrap,
+  kRawStart,
+  kSlots = kRawStart + kMaxRawFields
+};
+// Layout of the Float64Array a trim is written into.
+enum TrimSlot { kTrimSupported, kTrimRssBefore, kTrimRssAfter, kTrimDurationMs, kTrimResult, kTrimSlots };
+
+Napi::Error CodedError(Napi::Env env, const Status& status) {
+  Napi::Error e = Napi::Error::New(env, status.message);
+  e.Set("code", Napi::String::New(env, status.code));
+  return e;
+}
+
+double* TargetArray(const Napi::Value& v, size_t min_length) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      v.As<Napi::Float64Array>().ElementLength() < min_length) {
+    throw Napi::TypeError::New(v.Env(), "fragstat internal: expected a Float64Array of the binding's layout");
+  }
+  return v.As<Napi::Float64Array>().Data();
+}
+
+void WriteFigures(double* out, double rss, const Figures& f) {
+  out[kRss] = rss;
+  out[kAllocated] = f.allocated;
+  out[kFree] = f.free;
+  out[kHeap] = f.heap;
+  out[kLargestFree] = f.largest_free;
+  out[kArenas] = f.arenas;
+  out[kMayWrap] = f.may_wrap;
+  for (int i = 0; i < kMaxRawFields; i++) out[kRawStart + i] = f.raw[i];
+}
+
+Napi::Value DetailToJs(Napi::Env env, const Detail& d) {
+  Napi::Object obj = Napi::Object::New(env);
+  Napi::Array arenas = Napi::Array::New(env, d.arenas.size());
+  for (size_t i = 0; i < d.arenas.size(); i++) {
+    const ArenaDetail& a = d.arenas[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", a.index);
+    o.Set("systemBytes", a.system_bytes);
+    o.Set("maxSystemBytes", a.max_system_bytes);
+    o.Set("freeBytes", a.free_bytes);
+    o.Set("freeChunks", a.free_chunks);
+    o.Set("fastBytes", a.fast_bytes);
+    o.Set("fastChunks", a.fast_chunks);
+    o.Set("topBytes", a.top_bytes);
+    o.Set("largestFreeBytes", a.largest_free_bytes);
+    arenas[i] = o;
+  }
+  obj.Set("arenas", arenas);
+  obj.Set("mmapChunks", std::isnan(d.mmap_chunks) ? env.Null() : Napi::Number::New(env, d.mmap_chunks));
+  obj.Set("mmapBytes", std::isnan(d.mmap_bytes) ? env.Null() : Napi::Number::New(env, d.mmap_bytes));
+  return obj;
+}
+
+struct TrimOutcome {
+  Status status;
+  double rss_before = NAN, rss_after = NAN, duration_ms = NAN, result = NAN;
+};
+
+TrimOutcome RunTrim(Backend& b) {
+  TrimOutcome t;
+  if (!b.CanTrim()) return t;
+  t.rss_before = ReadRssBytes();
+  const double start = NowMs();
+  t.status = b.Trim(t.result);
+  t.duration_ms = NowMs() - start;
+  t.rss_after = ReadRssBytes();
+  return t;
+}
+
+void WriteTrim(double* out, bool supported, const TrimOutcome& t) {
+  out[kTrimSupported] = supported ? 1 : 0;
+  out[kTrimRssBefore] = t.rss_before;
+  out[kTrimRssAfter] = t.rss_after;
+  out[kTrimDurationMs] = t.duration_ms;
+  out[kTrimResult] = t.result;
+}
+
+// Async work over plain data: Execute() runs on a libuv pool thread and touches no JS value; the
+// target array is pinned by a reference and written on the JS thread when the work completes.
+class SnapshotWorker final : public Napi::AsyncWorker {
+ public:
+  SnapshotWorker(Napi::Env env, Napi::Float64Array target, bool detail)
+      : Napi::AsyncWorker(env, "fragstat.snapshot"), deferred_(env), detail_(detail) {
+    target_ = Napi::Persistent(target);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    status_ = CurrentBackend().Read(figures_, detail_ ? &detail_data_ : nullptr);
+    rss_ = ReadRssBytes();
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!status_.ok()) {
+      deferred_.Reject(CodedError(env, status_).Value());
+      return;
+    }
+    WriteFigures(target_.Value().Data(), rss_, figures_);
+    deferred_.Resolve(detail_ ? DetailToJs(env, detail_data_) : env.Undefined());
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Float64Array> target_;
+  bool detail_;
+  Figures figures_;
+  Detail detail_data_;
+  Status status_;
+  double rss_ = NAN;
+};
+
+class TrimWorker final : public Napi::AsyncWorker {
+ public:
+  TrimWorker(Napi::Env env, Napi::Float64Array target)
+      : Napi::AsyncWorker(env, "fragstat.trim"), deferred_(env) {
+    target_ = Napi::Persistent(target);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override { outcome_ = RunTrim(CurrentBackend()); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!outcome_.status.ok()) {
+      deferred_.Reject(CodedError(env, outcome_.status).Value());
+      return;
+    }
+    WriteTrim(target_.Value().Data(), CurrentBackend().CanTrim(), outcome_);
+    deferred_.Resolve(env.Undefined());
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Float64Array> target_;
+  TrimOutcome outcome_;
+};
+
+class FragstatAddon final : public Napi::Addon<FragstatAddon> {
+ public:
+  FragstatAddon(Napi::Env env, Napi::Object exports) {
+    DefineAddon(exports, {
+                             InstanceMethod("allocator", &FragstatAddon::Allocator),
+                             InstanceMethod("snapshot", &FragstatAddon::Snapshot),
+                             InstanceMethod("snapshotAsync", &FragstatAddon::SnapshotAsync),
+                             InstanceMethod("trimSync", &FragstatAddon::TrimSync),
+                             InstanceMethod("trim", &FragstatAddon::Trim),
+                             InstanceMethod("rssBytes", &FragstatAddon::Rss),
+                             InstanceMethod("rssBytesReopen", &FragstatAddon::RssReopen),
+                             InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
+                             InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
+                             InstanceValue("MAX_RAW_FIELDS", Napi::Number::New(env, kMaxRawFields)),
+                         });
+  }
+
+ private:
+  Napi::Value Allocator(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Backend& b = CurrentBackend();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", b.Name());
+    const std::string version = b.Version();
+    o.Set("version", version.empty() ? env.Null() : Napi::String::New(env, version));
+    const std::string limits = b.Limitations();
+    o.Set("limitations", limits.empty() ? env.Null() : Napi::String::New(env, limits));
+    o.Set("hasStats", b.HasStats());
+    o.Set("hasDetail", b.HasDetail());
+    o.Set("canTrim", b.CanTrim());
+    const auto& names = b.RawFieldNames();
+    Napi::Array raw = Napi::Array::New(env, names.size());
+    for (size_t i = 0; i < names.size(); i++) raw[i] = Napi::String::New(env, names[i]);
+    o.Set("rawFields", raw);
+    return o;
+  }
+
+  Napi::Value Snapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const bool detail = info[0].ToBoolean() && CurrentBackend().HasDetail();
+    double* out = TargetArray(info[1], kSlots);
+    Figures f;
+    Detail d;
+    Status s = CurrentBackend().Read(f, detail ? &d : nullptr);
+    const double rss = ReadRssBytes();
+    if (!s.ok()) throw CodedError(env, s);
+    WriteFigures(out, rss, f);
+    return detail ? DetailToJs(env, d) : env.Undefined();
+  }
+
+  Napi::Value SnapshotAsync(const Napi::CallbackInfo& info) {
+    const bool detail = info[0].ToBoolean() && CurrentBackend().HasDetail();
+    TargetArray(info[1], kSlots);
+    auto* w = new SnapshotWorker(info.Env(), info[1].As<Napi::Float64Array>(), detail);
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  Napi::Value TrimSync(const Napi::CallbackInfo& info) {
+    double* out = TargetArray(info[0], kTrimSlots);
+    Backend& b = CurrentBackend();
+    if (b.CanTrim()) b.PrepareTrimOnCallingThread();
+    TrimOutcome t = RunTrim(b);
+    if (!t.status.ok()) throw CodedError(info.Env(), t.status);
+    WriteTrim(out, b.CanTrim(), t);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Trim(const Napi::CallbackInfo& info) {
+    TargetArray(info[0], kTrimSlots);
+    Backend& b = CurrentBackend();
+    if (b.CanTrim()) b.PrepareTrimOnCallingThread();
+    auto* w = new TrimWorker(info.Env(), info[0].As<Napi::Float64Array>());
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  Napi::Value Rss(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadRssBytes()); }
+  Napi::Value RssReopen(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), ReadRssBytesReopen());
+  }
+};
+
+}  // namespace
+
+}  // namespace fragstat
+
+using fragstat::FragstatAddon;
+NODE_API_ADDON(FragstatAddon)

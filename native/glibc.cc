@@ -1,0 +1,279 @@
+#include "glibc.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "symbols.h"
+
+namespace fragstat {
+
+namespace {
+
+// Layouts copied from <malloc.h> so the addon neither includes nor links them: musl has neither.
+struct MallInfo2 {
+  size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+struct MallInfo {
+  int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+
+using Mallinfo2Fn = MallInfo2 (*)();
+using MallinfoFn = MallInfo (*)();
+using MallocInfoFn = int (*)(int, FILE*);
+using MallocTrimFn = int (*)(size_t);
+using GnuGetLibcVersionFn = const char* (*)();
+
+// ---- malloc_info parsing -------------------------------------------------------------------
+
+// Finds attribute `name` inside the tag [tag, end) and parses it as an unsigned number.
+bool Attr(const char* tag, const char* end, const char* name, double& out) {
+  const size_t n = std::strlen(name);
+  for (const char* p = tag; p + n + 2 < end; p++) {
+    if (p[-1] == ' ' && std::strncmp(p, name, n) == 0 && p[n] == '=' && p[n + 1] == '"') {
+      const char* q = p + n + 2;
+      double v = 0;
+      bool any = false;
+      while (q < end && *q >= '0' && *q <= '9') {
+        v = v * 10 + (*q - '0');
+        any = true;
+        q++;
+      }
+      if (!any) return false;
+      out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool AttrIs(const char* tag, const char* end, const char* name, const char* value) {
+  const size_t n = std::strlen(name);
+  const size_t vn = std::strlen(value);
+  for (const char* p = tag; p + n + vn + 3 <= end; p++) {
+    if (p[-1] == ' ' && std::strncmp(p, name, n) == 0 && p[n] == '=' && p[n + 1] == '"') {
+      return std::strncmp(p + n + 2, value, vn) == 0 && p[n + 2 + vn] == '"';
+    }
+  }
+  return false;
+}
+
+bool TagIs(const char* tag, const char* end, const char* name) {
+  const size_t n = std::strlen(name);
+  return static_cast<size_t>(end - tag) >= n && std::strncmp(tag, name, n) == 0 &&
+         (tag[n] == ' ' || tag[n] == '>' || tag[n] == '/');
+}
+
+// Low bits of a chunk's size field: PREV_INUSE, IS_MMAPPED, NON_MAIN_ARENA.
+constexpr unsigned long long kFlagBits = 7;
+
+}  // namespace
+
+bool ParseMallocInfo(const char* xml, size_t len, Detail& out) {
+  const char* p = xml;
+  const char* const stop = xml + len;
+  bool seen_root = false;
+  bool in_heap = false;
+  ArenaDetail cur;
+  double rest_size = 0, raw_bin_totals = 0, bin_bytes = 0, largest = 0;
+
+  while (p < stop) {
+    const char* lt = static_cast<const char*>(std::memchr(p, '<', stop - p));
+    if (lt == nullptr) break;
+    const char* gt = static_cast<const char*>(std::memchr(lt, '>', stop - lt));
+    if (gt == nullptr) break;
+    const char* tag = lt + 1;
+    p = gt + 1;
+
+    if (TagIs(tag, gt, "malloc")) {
+      seen_root = true;
+    } else if (TagIs(tag, gt, "heap")) {
+      in_heap = true;
+      cur = ArenaDetail();
+      Attr(tag, gt, "nr", cur.index);
+      rest_size = raw_bin_totals = bin_bytes = largest = 0;
+    } else if (TagIs(tag, gt, "/heap")) {
+      if (!in_heap) return false;
+      in_heap = false;
+      // The top chunk is counted in "rest" but listed in no <size>: what is left is the top.
+      // The flag bits inflate rest and the raw totals alike, so they cancel here.
+      cur.top_bytes = rest_size - raw_bin_totals;
+      if (cur.top_bytes < 0) cur.top_bytes = 0;
+      cur.free_bytes = cur.fast_bytes + bin_bytes + cur.top_bytes;
+      cur.largest_free_bytes = largest > cur.top_bytes ? largest : cur.top_bytes;
+      out.arenas.push_back(cur);
+    } else if (in_heap && (TagIs(tag, gt, "size") || TagIs(tag, gt, "unsorted"))) {
+      double from = 0, to = 0, total = 0, count = 0;
+      if (!Attr(tag, gt, "to", to) || !Attr(tag, gt, "total", total) || !Attr(tag, gt, "count", count)) {
+        return false;
+      }
+      Attr(tag, gt, "from", from);
+      const unsigned long long to_bits = static_cast<unsigned long long>(to);
+      const unsigned long long flags = to_bits & kFlagBits;
+      const bool fastbin = TagIs(tag, gt, "size") && flags == 0;
+      // Fastbin entries are synthetic (to = the bin's chunk size, total = count * to) and already
+      // exact. Regular-bin entries carry the raw size field: mask the flags off, and take them
+      // off the total once per chunk.
+      const double size = static_cast<double>(to_bits & ~kFlagBits);
+      if (!fastbin) {
+        raw_bin_totals += total;
+        bin_bytes += total - count * static_cast<double>(flags);
+      }
+      if (size > largest) largest = size;
+    } else if (TagIs(tag, gt, "total")) {
+      double count = 0, size = 0;
+      Attr(tag, gt, "count", count);
+      Attr(tag, gt, "size", size);
+      if (in_heap && AttrIs(tag, gt, "type", "fast")) {
+        cur.fast_chunks = count;
+        cur.fast_bytes = size;
+        cur.free_chunks += count;
+      } else if (in_heap && AttrIs(tag, gt, "type", "rest")) {
+        rest_size = size;
+        cur.free_chunks += count;
+      } else if (!in_heap && AttrIs(tag, gt, "type", "mmap")) {
+        out.mmap_chunks = count;
+        out.mmap_bytes = size;
+      }
+    } else if (in_heap && TagIs(tag, gt, "system")) {
+      double size = 0;
+      Attr(tag, gt, "size", size);
+      if (AttrIs(tag, gt, "type", "current")) cur.system_bytes = size;
+      if (AttrIs(tag, gt, "type", "max")) cur.max_system_bytes = size;
+    }
+  }
+  return seen_root && !in_heap;
+}
+
+namespace {
+
+class GlibcBackend final : public Backend {
+ public:
+  GlibcBackend(GnuGetLibcVersionFn version)
+      : version_(version),
+        mallinfo2_(Resolve<Mallinfo2Fn>("mallinfo2")),
+        mallinfo_(Resolve<MallinfoFn>("mallinfo")),
+        malloc_info_(Resolve<MallocInfoFn>("malloc_info")),
+        malloc_trim_(Resolve<MallocTrimFn>("malloc_trim")) {}
+
+  const char* Name() const override { return "glibc"; }
+  std::string Version() const override { return version_ ? version_() : std::string(); }
+
+  std::string Limitations() const override {
+    std::string s;
+    if (mallinfo2_ == nullptr && mallinfo_ != nullptr) {
+      s += "mallinfo2 is missing (glibc older than 2.33): figures come from mallinfo, whose fields "
+           "wrap above 4 GiB (and read wrong above 2 GiB). ";
+    }
+    if (mallinfo2_ == nullptr && mallinfo_ == nullptr) s += "mallinfo2 and mallinfo are missing. ";
+    if (malloc_info_ == nullptr) s += "malloc_info is missing: no detail. ";
+    if (malloc_trim_ == nullptr) s += "malloc_trim is missing: no trim. ";
+    if (!s.empty()) s.pop_back();
+    return s;
+  }
+
+  const std::vector<const char*>& RawFieldNames() const override {
+    static const std::vector<const char*> names = {"arena",   "ordblks", "smblks",   "hblks",    "hblkhd",
+                                                   "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"};
+    return names;
+  }
+  bool HasStats() const override { return mallinfo2_ != nullptr || mallinfo_ != nullptr; }
+  bool HasDetail() const override { return malloc_info_ != nullptr; }
+  bool CanTrim() const override { return malloc_trim_ != nullptr; }
+
+  Status Read(Figures& out, Detail* detail) override {
+    // malloc_info runs first, into a buffer allocated before it, so that it and mallinfo2 see
+    // the same heap: nothing fragstat does allocates between the two walks.
+    std::string xml;
+    if (detail != nullptr && malloc_info_ != nullptr) {
+      if (Status s = MallocInfo(xml); !s.ok()) return s;
+    }
+    double f[10];
+    if (mallinfo2_ != nullptr) {
+      MallInfo2 m = mallinfo2_();
+      const size_t v[10] = {m.arena,   m.ordblks, m.smblks,   m.hblks,    m.hblkhd,
+                            m.usmblks, m.fsmblks, m.uordblks, m.fordblks, m.keepcost};
+      for (int i = 0; i < 10; i++) f[i] = static_cast<double>(v[i]);
+    } else if (mallinfo_ != nullptr) {
+      MallInfo m = mallinfo_();
+      const int v[10] = {m.arena,   m.ordblks, m.smblks,   m.hblks,    m.hblkhd,
+                         m.usmblks, m.fsmblks, m.uordblks, m.fordblks, m.keepcost};
+      // The int fields are size_t values truncated to 32 bits: read them back modulo 2^32.
+      for (int i = 0; i < 10; i++) f[i] = static_cast<double>(static_cast<unsigned int>(v[i]));
+      out.may_wrap = 1;
+    }
+    if (mallinfo2_ != nullptr || mallinfo_ != nullptr) {
+      for (int i = 0; i < 10; i++) out.raw[i] = f[i];
+      const double arena = f[0], hblkhd = f[4], uordblks = f[7], fordblks = f[8];
+      out.allocated = uordblks + hblkhd;
+      out.free = fordblks;
+      out.heap = arena + hblkhd;
+    }
+
+    if (!xml.empty()) {
+      if (!ParseMallocInfo(xml.data(), xml.size(), *detail)) {
+        return Status::Error("ERR_FRAGSTAT_MALLOC_INFO", "malloc_info wrote text fragstat cannot parse");
+      }
+      double largest = 0;
+      for (const ArenaDetail& a : detail->arenas) {
+        if (a.largest_free_bytes > largest) largest = a.largest_free_bytes;
+      }
+      out.largest_free = largest;
+      out.arenas = static_cast<double>(detail->arenas.size());
+    }
+    return Status();
+  }
+
+  Status Trim(double& result) override {
+    if (malloc_trim_ == nullptr) return Status();
+    result = malloc_trim_(0);
+    return Status();
+  }
+
+ private:
+  // Captures malloc_info's XML. The buffer is allocated up front and the stream is unbuffered,
+  // so the walk itself allocates nothing (open_memstream would realloc between arenas and move
+  // the very figures being read). Grows and retries when the text does not fit.
+  Status MallocInfo(std::string& xml) {
+    for (size_t cap = 64 * 1024; cap <= (size_t{256} << 20); cap *= 4) {
+      xml.assign(cap, '\0');
+      FILE* fp = fmemopen(&xml[0], cap, "w");
+      if (fp == nullptr) {
+        return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
+                             std::string("fmemopen failed: ") + std::strerror(errno));
+      }
+      setvbuf(fp, nullptr, _IONBF, 0);
+      const int rc = malloc_info_(0, fp);
+      const int saved = errno;
+      const long written = std::ftell(fp);
+      std::fclose(fp);
+      if (rc != 0) {
+        return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
+                             std::string("malloc_info failed: ") + std::strerror(saved));
+      }
+      if (written > 0 && static_cast<size_t>(written) < cap - 1) {
+        xml.resize(static_cast<size_t>(written));
+        return Status();
+      }
+    }
+    return Status::Error("ERR_FRAGSTAT_MALLOC_INFO", "malloc_info wrote more than 256 MiB");
+  }
+
+  GnuGetLibcVersionFn version_;
+  Mallinfo2Fn mallinfo2_;
+  MallinfoFn mallinfo_;
+  MallocInfoFn malloc_info_;
+  MallocTrimFn malloc_trim_;
+};
+
+}  // namespace
+
+Backend* ProbeGlibc() {
+  auto version = Resolve<GnuGetLibcVersionFn>("gnu_get_libc_version");
+  if (version == nullptr) return nullptr;
+  return new GlibcBackend(version);
+}
+
+}  // namespace fragstat

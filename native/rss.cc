@@ -1,0 +1,81 @@
+#include "rss.h"
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+
+namespace fragstat {
+
+namespace {
+
+// One descriptor for the whole process, shared by every Node environment (worker threads
+// included). It is opened on first use, published with a compare-and-swap (the loser of a race
+// closes its own), and deliberately never closed: pread does not move a file offset, so
+// concurrent readers need no lock.
+std::atomic<int> g_statm_fd{-1};
+
+long PageSize() {
+  static const long page = sysconf(_SC_PAGESIZE);
+  return page > 0 ? page : 4096;
+}
+
+double ParseResident(const char* buf, ssize_t n) {
+  // statm: "size resident shared text lib data dt", in pages.
+  ssize_t i = 0;
+  while (i < n && buf[i] != ' ') i++;  // skip size
+  if (i >= n) return NAN;
+  i++;
+  double pages = 0;
+  bool any = false;
+  while (i < n && buf[i] >= '0' && buf[i] <= '9') {
+    pages = pages * 10 + (buf[i] - '0');
+    any = true;
+    i++;
+  }
+  return any ? pages * static_cast<double>(PageSize()) : NAN;
+}
+
+int StatmFd() {
+  int fd = g_statm_fd.load(std::memory_order_acquire);
+  if (fd >= 0) return fd;
+  int opened = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (opened < 0) return -1;
+  int expected = -1;
+  if (!g_statm_fd.compare_exchange_strong(expected, opened, std::memory_order_acq_rel)) {
+    close(opened);
+    return expected;
+  }
+  return opened;
+}
+
+}  // namespace
+
+double ReadRssBytes() {
+  int fd = StatmFd();
+  if (fd < 0) return NAN;
+  char buf[128];
+  ssize_t n = pread(fd, buf, sizeof(buf), 0);
+  if (n <= 0) return NAN;
+  return ParseResident(buf, n);
+}
+
+double ReadRssBytesReopen() {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NAN;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof(buf));
+  close(fd);
+  if (n <= 0) return NAN;
+  return ParseResident(buf, n);
+}
+
+double NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+}  // namespace fragstat

@@ -1,0 +1,15 @@
+// Writes dist/index.mjs and dist/index.d.mts: a thin ESM face over the one CommonJS
+// implementation, so `import` and `require` share the same module state.
+import { createRequire } from 'node:module';
+import { writeFileSync } from 'node:fs';
+
+const require = createRequire(import.meta.url);
+const names = Object.keys(require('../dist/index.js')).sort();
+
+writeFileSync(
+  new URL('../dist/index.mjs', import.meta.url),
+  `import { createRequire } from 'node:module';\n\n` +
+    `const cjs = createRequire(import.meta.url)('./index.js');\n\n` +
+    `export const { ${names.join(', ')} } = cjs;\n`,
+);
+writeFileSync(new URL('../dist/index.d.mts', import.meta.url), `export * from './index.js';\n`);

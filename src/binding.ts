@@ -1,0 +1,130 @@
+// The only module that touches the compiled addon. Everything else imports this typed interface.
+import * as path from 'node:path';
+
+/** Layout of the Float64Array a snapshot is written into (mirrors native/addon.cc). */
+export const enum Slot {
+  Rss = 0,
+  Allocated = 1,
+  Free = 2,
+  Heap = 3,
+  LargestFree = 4,
+  Arenas = 5,
+  MayWrap = 6,
+  RawStart = 7,
+}
+
+/** Layout of the Float64Array a trim is written into (mirrors native/addon.cc). */
+export const enum TrimSlot {
+  Supported = 0,
+  RssBefore = 1,
+  RssAfter = 2,
+  DurationMs = 3,
+  Result = 4,
+}
+
+export interface NativeAllocatorInfo {
+  name: 'glibc' | 'jemalloc' | 'tcmalloc' | 'mimalloc' | 'unknown';
+  version: string | null;
+  limitations: string | null;
+  hasStats: boolean;
+  hasDetail: boolean;
+  canTrim: boolean;
+  rawFields: string[];
+}
+
+export interface NativeArenaDetail {
+  index: number;
+  systemBytes: number;
+  maxSystemBytes: number;
+  freeBytes: number;
+  freeChunks: number;
+  fastBytes: number;
+  fastChunks: number;
+  topBytes: number;
+  largestFreeBytes: number;
+}
+
+export interface NativeDetail {
+  arenas: NativeArenaDetail[];
+  mmapChunks: number | null;
+  mmapBytes: number | null;
+}
+
+export interface NativeBinding {
+  allocator(): NativeAllocatorInfo;
+  snapshot(detail: boolean, target: Float64Array): NativeDetail | undefined;
+  snapshotAsync(detail: boolean, target: Float64Array): Promise<NativeDetail | undefined>;
+  trimSync(target: Float64Array): void;
+  trim(target: Float64Array): Promise<void>;
+  rssBytes(): number;
+  rssBytesReopen(): number;
+  readonly SNAPSHOT_SLOTS: number;
+  readonly TRIM_SLOTS: number;
+  readonly MAX_RAW_FIELDS: number;
+}
+
+export const packageRoot = path.join(__dirname, '..');
+
+/** Path of the compiled addon node-gyp-build would load, or the error that stopped it. */
+export let bindingPath: string | null = null;
+/** Why the compiled addon could not be loaded, or null when it was. */
+export let loadError: Error | null = null;
+
+function fallback(reason: string): NativeBinding {
+  // Without the addon, fragstat still answers: RSS from Node itself, everything else unknown.
+  const info: NativeAllocatorInfo = {
+    name: 'unknown',
+    version: null,
+    limitations: reason,
+    hasStats: false,
+    hasDetail: false,
+    canTrim: false,
+    rawFields: [],
+  };
+  const rss = (): number => process.memoryUsage.rss();
+  const fill = (target: Float64Array): undefined => {
+    target.fill(NaN);
+    target[Slot.Rss] = rss();
+    target[Slot.MayWrap] = 0;
+    return undefined;
+  };
+  const trimFill = (target: Float64Array): void => {
+    target.fill(NaN);
+    target[TrimSlot.Supported] = 0;
+  };
+  return {
+    allocator: () => ({ ...info, rawFields: [] }),
+    snapshot: (_detail, target) => fill(target),
+    snapshotAsync: async (_detail, target) => fill(target),
+    trimSync: trimFill,
+    trim: async (target) => trimFill(target),
+    rssBytes: rss,
+    rssBytesReopen: rss,
+    SNAPSHOT_SLOTS: Slot.RawStart + 24,
+    TRIM_SLOTS: 5,
+    MAX_RAW_FIELDS: 24,
+  };
+}
+
+function load(): NativeBinding {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const nodeGypBuild = require('node-gyp-build') as {
+    (dir: string): unknown;
+    resolve(dir: string): string;
+  };
+  try {
+    bindingPath = nodeGypBuild.resolve(packageRoot);
+    return nodeGypBuild(packageRoot) as NativeBinding;
+  } catch (err) {
+    loadError = err as Error;
+    const hint =
+      process.platform !== 'linux'
+        ? `fragstat reads Linux allocators; on ${process.platform} it reports RSS only`
+        : `the compiled addon did not load (${loadError.message.split('\n')[0]}); ` +
+          'reinstall with build tools present (python3, make, g++) so it can be built from source, ' +
+          'or check that the prebuild matches this libc';
+    return fallback(hint);
+  }
+}
+
+export const binding: NativeBinding = load();

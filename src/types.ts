@@ -1,0 +1,121 @@
+/** Allocators fragstat recognises. */
+export type AllocatorName = 'glibc' | 'jemalloc' | 'tcmalloc' | 'mimalloc' | 'unknown';
+
+/** What serves malloc in this process, as detected once when fragstat loads. */
+export interface AllocatorInfo {
+  /** The allocator serving malloc: found by asking each candidate whether it owns a fresh block. */
+  name: AllocatorName;
+  /** The allocator's own version string (glibc `gnu_get_libc_version`, jemalloc `version`, ...). */
+  version: string | null;
+  /** What this allocator (or this build of it) cannot report, in words; null when nothing is missing. */
+  limitations: string | null;
+  /** Whether snapshots carry allocator figures (allocatedBytes and friends) beyond rssBytes. */
+  hasStats: boolean;
+  /** Whether `snapshot({ detail: true })` adds per-arena figures and largestFreeBytes. */
+  hasDetail: boolean;
+  /** Whether trim() can release memory under this allocator. */
+  canTrim: boolean;
+  /** Names of the allocator's own fields found in `Snapshot.raw`. */
+  rawFields: string[];
+  /** Whether the compiled addon is loaded. When false, `limitations` says why and only RSS is known. */
+  native: boolean;
+}
+
+/** Figures of one glibc arena, from malloc_info (with `detail: true`). All sizes in bytes. */
+export interface ArenaDetail {
+  /** Arena number as malloc_info prints it (0 is the main arena). */
+  index: number;
+  /** Memory the arena has obtained from the OS (`<system type="current">`). */
+  systemBytes: number;
+  /** The most it ever held (`<system type="max">`). */
+  maxSystemBytes: number;
+  /** Free bytes in the arena: fastbins + bins + top chunk, chunk sizes with headers. */
+  freeBytes: number;
+  /** Free chunks: fastbin chunks + bin chunks + 1 for the top chunk. */
+  freeChunks: number;
+  /** Bytes in fastbin chunks. */
+  fastBytes: number;
+  /** Chunks in fastbins. */
+  fastChunks: number;
+  /** Size of the arena's top chunk (the free space at its end, which a trim can shrink). */
+  topBytes: number;
+  /** Largest free chunk of the arena, top chunk included. */
+  largestFreeBytes: number;
+}
+
+/** Expensive figures, present when a snapshot was taken with `detail: true` on glibc. */
+export interface SnapshotDetail {
+  arenas: ArenaDetail[];
+  /** Chunks served by their own mmap (large allocations), from malloc_info's global totals. */
+  mmapChunks: number | null;
+  /** Bytes in those chunks. */
+  mmapBytes: number | null;
+}
+
+/** Fragmentation figures derived from a snapshot; null where an input is unknown or zero. */
+export interface Ratios {
+  /** freeBytes / heapBytes: the share of the allocator's heap that serves no live allocation. */
+  fragmentation: number | null;
+  /** 1 - largestFreeBytes / freeBytes: how scattered the free memory is (0 = one block). Needs `detail`. */
+  external: number | null;
+  /** rssBytes / allocatedBytes (Redis calls it mem_fragmentation_ratio). Above 1 RSS exceeds live data. */
+  rss: number | null;
+}
+
+/** One reading of the allocator's statistics and the process's RSS. Sizes in bytes. */
+export interface Snapshot {
+  allocator: AllocatorName;
+  /** When the snapshot was taken, in milliseconds since the Unix epoch. */
+  timestamp: number;
+  /** Resident set size of the whole process, from /proc/self/statm. */
+  rssBytes: number | null;
+  /** Bytes in live allocations, as the allocator counts them. */
+  allocatedBytes: number | null;
+  /** Bytes the allocator holds that serve no allocation (resident or not). */
+  freeBytes: number | null;
+  /** The allocator's footprint: allocatedBytes + freeBytes where both are known. */
+  heapBytes: number | null;
+  /** Largest single free block; glibc with `detail: true` only, else null. */
+  largestFreeBytes: number | null;
+  /** Number of arenas in use; jemalloc always, glibc with `detail: true`, else null. */
+  arenas: number | null;
+  ratios: Ratios;
+  /**
+   * True when the figures come from glibc's legacy `mallinfo` (glibc older than 2.33), whose
+   * fields are 32-bit and wrap above 4 GiB: large values may be wrong.
+   */
+  mayHaveWrapped: boolean;
+  /** The allocator's own fields, untouched (every mallinfo2 field, jemalloc's mallctl stats, ...). */
+  raw: Record<string, number | null>;
+  /** Per-arena figures with `detail: true` where the allocator has them, else null. */
+  detail: SnapshotDetail | null;
+}
+
+export interface SnapshotOptions {
+  /**
+   * Also read the expensive figures: on glibc, malloc_info (per-arena free chunks, arena count,
+   * largest free chunk). It walks every free chunk under each arena's lock: about 20 ms per
+   * million free chunks. Default false.
+   */
+  detail?: boolean;
+}
+
+/** What a trim released. */
+export interface TrimResult {
+  allocator: AllocatorName;
+  /** False where the allocator cannot trim (then every figure below is null). */
+  supported: boolean;
+  /** RSS just before the trim. */
+  rssBeforeBytes: number | null;
+  /** RSS just after it. */
+  rssAfterBytes: number | null;
+  /**
+   * rssBeforeBytes - rssAfterBytes. Negative when other threads grew RSS during the trim more
+   * than it released.
+   */
+  releasedBytes: number | null;
+  /** How long the allocator's trim call took, in milliseconds (RSS reads excluded). */
+  durationMs: number | null;
+  /** The allocator's own return value: malloc_trim's 1 (something released) or 0; null where it returns nothing. */
+  returnValue: number | null;
+}
