@@ -1,0 +1,145 @@
+// allocator() names what actually serves malloc, and no report describes glibc's unused heap
+// while another allocator runs.
+import { describe, expect, it } from 'vitest';
+import type { AllocatorInfo, Snapshot, TrimResult } from '../src';
+import { evalJson, havePreload, preloadPath, type Preload } from './helpers';
+
+interface Probe {
+  info: AllocatorInfo;
+  snap: Snapshot;
+  detail: Snapshot;
+  trim: TrimResult;
+}
+
+const probe = `process.stdout.write(JSON.stringify({ info: fragstat.allocator(), snap: fragstat.snapshot(),
+  detail: fragstat.snapshot({ detail: true }), trim: fragstat.trimSync() }));`;
+
+const glibcFields = ['arena', 'ordblks', 'hblkhd', 'uordblks', 'fordblks', 'keepcost'];
+
+describe('glibc (no preload)', () => {
+  it('is detected with its version and every mallinfo2 field', () => {
+    const r = evalJson<Probe>(probe);
+    expect(r.info).toMatchObject({
+      name: 'glibc',
+      hasStats: true,
+      hasDetail: true,
+      canTrim: true,
+      native: true,
+    });
+    expect(r.info.version).toMatch(/^2\.\d+$/);
+    expect(r.info.limitations).toBeNull();
+    expect(Object.keys(r.snap.raw)).toEqual([
+      'arena',
+      'ordblks',
+      'smblks',
+      'hblks',
+      'hblkhd',
+      'usmblks',
+      'fsmblks',
+      'uordblks',
+      'fordblks',
+      'keepcost',
+    ]);
+    expect(r.snap.allocatedBytes).toBe(r.snap.raw.uordblks! + r.snap.raw.hblkhd!);
+    expect(r.snap.freeBytes).toBe(r.snap.raw.fordblks);
+    expect(r.snap.heapBytes).toBe(r.snap.raw.arena! + r.snap.raw.hblkhd!);
+    expect(r.snap.arenas).toBeNull();
+    expect(r.snap.largestFreeBytes).toBeNull();
+    expect(r.detail.arenas).toBeGreaterThanOrEqual(1);
+    expect(r.detail.detail!.mmapBytes).toBe(r.detail.raw.hblkhd);
+    expect(r.trim.supported).toBe(true);
+  });
+});
+
+const others: { name: Preload; version: RegExp }[] = [
+  { name: 'jemalloc', version: /^5\.\d+\.\d+/ },
+  { name: 'tcmalloc', version: /gperftools 2\.\d+/ },
+  { name: 'mimalloc', version: /^\d+\.\d+\.\d+$/ },
+];
+
+for (const { name, version } of others) {
+  describe.runIf(havePreload(name))(`${name} (LD_PRELOAD)`, () => {
+    it('is detected, and no glibc heap figure is reported as its own', () => {
+      const r = evalJson<Probe>(probe, { preload: name });
+      expect(r.info.name).toBe(name);
+      expect(r.info.version).toMatch(version);
+      expect(r.snap.allocator).toBe(name);
+      for (const field of glibcFields) expect(r.snap.raw).not.toHaveProperty(field);
+      expect(r.detail.detail).toBeNull();
+      expect(r.detail.largestFreeBytes).toBeNull();
+      expect(r.snap.rssBytes!).toBeGreaterThan(10 * 1024 * 1024);
+      expect(r.trim.allocator).toBe(name);
+    });
+  });
+}
+
+describe.runIf(havePreload('tcmalloc') && havePreload('jemalloc'))(
+  'tcmalloc and jemalloc both preloaded',
+  () => {
+    for (const order of [
+      ['tcmalloc', 'jemalloc'],
+      ['jemalloc', 'tcmalloc'],
+    ] as const) {
+      it(`names the one that serves malloc: the first preloaded (${order.join(', ')})`, () => {
+        const r = evalJson<{ info: AllocatorInfo }>(
+          `process.stdout.write(JSON.stringify({ info: fragstat.allocator() }))`,
+          {
+            env: { LD_PRELOAD: order.map((name) => preloadPath(name)).join(':') },
+          },
+        );
+        expect(r.info.name).toBe(order[0]);
+      });
+    }
+  },
+);
+
+describe('nothing known (every allocator symbol hidden, as on musl)', () => {
+  it('loads, says why, reports RSS and nulls, and does not trim', () => {
+    const r = evalJson<Probe>(probe, { env: { FRAGSTAT_HIDE_SYMBOLS: '*' } });
+    expect(r.info).toMatchObject({
+      name: 'unknown',
+      version: null,
+      hasStats: false,
+      canTrim: false,
+      native: true,
+    });
+    expect(r.info.limitations).toMatch(/no supported allocator/);
+    expect(r.snap.rssBytes!).toBeGreaterThan(10 * 1024 * 1024);
+    for (const key of ['allocatedBytes', 'freeBytes', 'heapBytes', 'largestFreeBytes', 'arenas'] as const) {
+      expect(r.snap[key]).toBeNull();
+      expect(r.detail[key]).toBeNull();
+    }
+    expect(r.snap.ratios).toEqual({ fragmentation: null, external: null, rss: null });
+    expect(r.snap.raw).toEqual({});
+    expect(r.trim).toEqual({
+      allocator: 'unknown',
+      supported: false,
+      rssBeforeBytes: null,
+      rssAfterBytes: null,
+      releasedBytes: null,
+      durationMs: null,
+      returnValue: null,
+    });
+  });
+});
+
+describe('glibc with entry points missing', () => {
+  it('falls back to mallinfo when mallinfo2 is absent (glibc < 2.33) and flags possible wrap', () => {
+    const r = evalJson<Probe>(probe, { env: { FRAGSTAT_HIDE_SYMBOLS: 'mallinfo2' } });
+    expect(r.info.name).toBe('glibc');
+    expect(r.info.limitations).toMatch(/mallinfo2 is missing/);
+    expect(r.snap.mayHaveWrapped).toBe(true);
+    expect(r.snap.allocatedBytes!).toBeGreaterThan(0);
+    expect(r.snap.freeBytes).toBe(r.snap.raw.fordblks);
+  });
+
+  it('reports no detail without malloc_info and no trim without malloc_trim', () => {
+    const r = evalJson<Probe>(probe, { env: { FRAGSTAT_HIDE_SYMBOLS: 'malloc_info,malloc_trim' } });
+    expect(r.info).toMatchObject({ name: 'glibc', hasDetail: false, canTrim: false });
+    expect(r.detail.detail).toBeNull();
+    expect(r.detail.largestFreeBytes).toBeNull();
+    expect(r.detail.allocatedBytes!).toBeGreaterThan(0);
+    expect(r.trim.supported).toBe(false);
+    expect(r.snap.mayHaveWrapped).toBe(false);
+  });
+});

@@ -1,0 +1,99 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+export const root = path.join(__dirname, '..');
+export const MiB = 1024 * 1024;
+
+export type Preload = 'jemalloc' | 'tcmalloc' | 'mimalloc';
+
+const libraryNames: Record<Preload, { file: string; debian: string }> = {
+  jemalloc: { file: 'libjemalloc.so.2', debian: 'libjemalloc2' },
+  tcmalloc: { file: 'libtcmalloc_minimal.so.4', debian: 'libtcmalloc-minimal4' },
+  mimalloc: { file: 'libmimalloc.so.2', debian: 'libmimalloc2.0' },
+};
+
+const libDirs = [
+  `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`,
+  '/usr/lib64',
+  '/usr/lib',
+  '/usr/local/lib',
+];
+
+/** Path of the shared library for `name`, or null when it is not installed. */
+export function preloadPath(name: Preload): string | null {
+  for (const dir of libDirs) {
+    const p = path.join(dir, libraryNames[name].file);
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+
+/**
+ * Whether tests under `name` can run. A missing library skips them, with the reason printed,
+ * unless FRAGSTAT_REQUIRE_PRELOADS=1 (set in CI), where a missing library is a failure.
+ */
+export function havePreload(name: Preload): boolean {
+  if (preloadPath(name) !== null) return true;
+  const msg = `${libraryNames[name].file} not found (Debian: apt-get install ${libraryNames[name].debian})`;
+  if (process.env.FRAGSTAT_REQUIRE_PRELOADS === '1') {
+    throw new Error(`${msg}, and FRAGSTAT_REQUIRE_PRELOADS=1 requires it`);
+  }
+  console.warn(`skipping ${name} tests: ${msg}`);
+  return false;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs node with `args` in a child process, optionally with an allocator preloaded. */
+export function runNode(
+  args: string[],
+  options: { preload?: Preload; env?: Record<string, string>; timeoutMs?: number } = {},
+): RunResult {
+  const env: Record<string, string | undefined> = { ...process.env };
+  delete env.LD_PRELOAD;
+  Object.assign(env, options.env);
+  if (options.preload) {
+    const lib = preloadPath(options.preload);
+    if (lib === null) throw new Error(`${options.preload} is not installed`);
+    env.LD_PRELOAD = lib;
+  }
+  const r = spawnSync(process.execPath, args, {
+    cwd: root,
+    env,
+    encoding: 'utf8',
+    timeout: options.timeoutMs ?? 60_000,
+    maxBuffer: 64 * MiB,
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs a fixture script and parses the JSON it prints. */
+export function runFixture<T>(
+  fixture: string,
+  options: { preload?: Preload; env?: Record<string, string>; nodeArgs?: string[] } = {},
+): T {
+  const r = runNode(
+    [...(options.nodeArgs ?? ['--expose-gc']), path.join(root, 'test/fixtures', fixture)],
+    options,
+  );
+  if (r.code !== 0) {
+    throw new Error(`${fixture} exited with ${r.code ?? r.signal}\n${r.stderr}\n${r.stdout}`);
+  }
+  return JSON.parse(r.stdout) as T;
+}
+
+/** Evaluates `code` (CommonJS, `fragstat` in scope) in a child and parses what it prints. */
+export function evalJson<T>(
+  code: string,
+  options: { preload?: Preload; env?: Record<string, string> } = {},
+): T {
+  const r = runNode(['-e', `const fragstat = require(${JSON.stringify(root)}); ${code}`], options);
+  if (r.code !== 0) throw new Error(`child exited with ${r.code ?? r.signal}\n${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}

@@ -1,0 +1,50 @@
+// Loading and calling fragstat in several worker_threads at once, and terminating them mid-call,
+// never takes the process down (each run is a child process: a crash shows as its exit status).
+import { describe, expect, it } from 'vitest';
+import { havePreload, runFixture, type Preload } from './helpers';
+
+interface WorkersRun {
+  rounds: number;
+  workerCalls: number;
+  mainCalls: number;
+  terminated: number;
+  allocators: string[];
+  mainAllocator: string;
+  trimAfter: boolean;
+  snapshotAfter: number | null;
+}
+
+const ROUNDS = 16;
+const WORKERS = 4;
+
+function check(r: WorkersRun, name: string) {
+  expect(r.rounds).toBe(ROUNDS);
+  expect(r.terminated).toBe(ROUNDS * WORKERS);
+  expect(r.workerCalls).toBeGreaterThan(0);
+  expect(r.mainCalls).toBeGreaterThan(0);
+  expect(r.allocators).toEqual([name]);
+  expect(r.mainAllocator).toBe(name);
+  expect(r.trimAfter).toBe(true);
+}
+
+describe('worker_threads', () => {
+  it('survives workers terminated mid-call, round after round (glibc)', () => {
+    const r = runFixture<WorkersRun>('workers.cjs', {
+      nodeArgs: [],
+      env: { ROUNDS: String(ROUNDS), WORKERS: String(WORKERS) },
+    });
+    check(r, 'glibc');
+    expect(r.snapshotAfter!).toBeGreaterThan(0);
+  });
+
+  for (const name of ['jemalloc', 'tcmalloc', 'mimalloc'] as Preload[]) {
+    it.runIf(havePreload(name))(`survives the same under ${name}`, () => {
+      const r = runFixture<WorkersRun>('workers.cjs', {
+        nodeArgs: [],
+        preload: name,
+        env: { ROUNDS: String(ROUNDS), WORKERS: String(WORKERS) },
+      });
+      check(r, name);
+    });
+  }
+});
