@@ -1,7 +1,7 @@
 // Loading and calling fragstat in several worker_threads at once, and terminating them mid-call,
 // never takes the process down (each run is a child process: a crash shows as its exit status).
 import { describe, expect, it } from 'vitest';
-import { havePreload, runFixture, type Preload } from './helpers';
+import { havePreload, runFixture, runNode, type Preload } from './helpers';
 
 interface WorkersRun {
   rounds: number;
@@ -45,6 +45,33 @@ describe('worker_threads', () => {
         env: { ROUNDS: String(ROUNDS), WORKERS: String(WORKERS) },
       });
       check(r, name);
+    });
+  }
+});
+
+describe('process lifecycle', () => {
+  const cases: [string, string][] = [
+    [
+      'exits while a trim and a detail walk are queued',
+      `fragstat.trim(); fragstat.snapshotAsync({ detail: true }); process.exit(0);`,
+    ],
+    [
+      'exits naturally after pending work completes',
+      `Promise.all([fragstat.trim(), fragstat.snapshotAsync()]).then(() => {});`,
+    ],
+    [
+      'exits while a worker is mid-call',
+      `const { Worker } = require('node:worker_threads');
+      new Worker("const f = require(" + JSON.stringify(process.cwd()) + "); for (;;) { f.snapshot({ detail: true }); f.trimSync(); }", { eval: true });
+      setTimeout(() => process.exit(0), 200);`,
+    ],
+  ];
+  for (const [title, code] of cases) {
+    it(title, () => {
+      const r = runNode(['-e', `const fragstat = require(process.cwd()); ${code}`]);
+      expect(r.stderr).toBe('');
+      expect(r.signal).toBeNull();
+      expect(r.code).toBe(0);
     });
   }
 });

@@ -1,0 +1,124 @@
+// The package as users get it: CommonJS and ESM entry points sharing one implementation, typings
+// that type-check a consumer, a prebuild that loads on its own and asks no more of the system
+// than Node itself does.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { root, runNode } from './helpers';
+
+const prebuildDir = path.join(root, 'prebuilds', `linux-${process.arch}`);
+
+function prebuildFile(): string {
+  const files = existsSync(prebuildDir) ? readdirSync(prebuildDir).filter((f) => f.endsWith('.node')) : [];
+  expect(files, `no prebuild in ${prebuildDir}: run npm run prebuild`).toHaveLength(1);
+  return path.join(prebuildDir, files[0]);
+}
+
+beforeAll(() => {
+  if (!existsSync(prebuildDir)) execFileSync('npm', ['run', 'prebuild'], { cwd: root, stdio: 'ignore' });
+});
+
+describe('entry points', () => {
+  it('require() and import give the same functions (one implementation, shared state)', () => {
+    const r = runNode([
+      '--input-type=module',
+      '-e',
+      `import * as esm from 'fragstat';
+       import { createRequire } from 'node:module';
+       const cjs = createRequire(import.meta.url)('fragstat');
+       const names = Object.keys(esm).sort();
+       process.stdout.write(JSON.stringify({ names, cjsNames: Object.keys(cjs).sort(),
+         same: names.every((n) => esm[n] === cjs[n]), name: esm.allocator().name }));`,
+    ]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      names: ['allocator', 'snapshot', 'snapshotAsync', 'trim', 'trimSync'],
+      cjsNames: ['allocator', 'snapshot', 'snapshotAsync', 'trim', 'trimSync'],
+      same: true,
+      name: 'glibc',
+    });
+  });
+
+  it('the declaration files type-check CommonJS and ESM consumers (tsc)', () => {
+    const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
+    const r = runNode([tsc, '-p', path.join(root, 'test/consumer/tsconfig.json')]);
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('installs nothing surprising: the only install step is node-gyp-build', () => {
+    const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+    expect(pkg.scripts.install).toBe('node-gyp-build');
+    expect(pkg.scripts.preinstall).toBeUndefined();
+    expect(pkg.scripts.postinstall).toBeUndefined();
+    expect(Object.keys(pkg.dependencies).sort()).toEqual(['node-addon-api', 'node-gyp-build']);
+  });
+});
+
+describe('prebuild', () => {
+  it('is tagged for glibc (one N-API build for every Node version) and loads with PREBUILDS_ONLY=1', () => {
+    expect(path.basename(prebuildFile())).toBe('fragstat.glibc.node');
+    const r = runNode(
+      [
+        '-e',
+        `const b = require('./dist/binding.js');
+         const f = require('.');
+         process.stdout.write(JSON.stringify({ path: b.bindingPath, loadError: b.loadError && b.loadError.message,
+           name: f.allocator().name, allocated: f.snapshot().allocatedBytes }));`,
+      ],
+      { env: { PREBUILDS_ONLY: '1' } },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.loadError).toBeNull();
+    expect(out.path).toBe(prebuildFile());
+    expect(out.name).toBe('glibc');
+    expect(out.allocated).toBeGreaterThan(0);
+  });
+
+  it('asks no more of the system than Node 20 does (GLIBC_2.28, GLIBCXX_3.4.21) and links no allocator symbol', () => {
+    const dump = execFileSync('objdump', ['-T', prebuildFile()], { encoding: 'utf8' });
+    const versions = (prefix: string) =>
+      [...dump.matchAll(new RegExp(`\\b${prefix}_([0-9.]+)`, 'g'))].map((m) => m[1].split('.').map(Number));
+    const newer = (v: number[], limit: number[]) => {
+      for (let i = 0; i < Math.max(v.length, limit.length); i++) {
+        if ((v[i] ?? 0) !== (limit[i] ?? 0)) return (v[i] ?? 0) > (limit[i] ?? 0);
+      }
+      return false;
+    };
+    const glibc = versions('GLIBC');
+    expect(glibc.length).toBeGreaterThan(0);
+    expect(glibc.filter((v) => newer(v, [2, 28])).map((v) => v.join('.'))).toEqual([]);
+    expect(
+      versions('GLIBCXX')
+        .filter((v) => newer(v, [3, 4, 21]))
+        .map((v) => v.join('.')),
+    ).toEqual([]);
+    expect(
+      versions('CXXABI')
+        .filter((v) => newer(v, [1, 3, 9]))
+        .map((v) => v.join('.')),
+    ).toEqual([]);
+    // dlsym itself must be the old GLIBC_2.2.5 version, not 2.34's.
+    expect(dump).toMatch(/\(?GLIBC_2\.2\.5\)?\s+dlsym\b/);
+    const undefinedSymbols = dump
+      .split('\n')
+      .filter((l) => l.includes('*UND*'))
+      .map((l) => l.trim().split(/\s+/).pop());
+    for (const sym of [
+      'mallinfo',
+      'mallinfo2',
+      'malloc_info',
+      'malloc_trim',
+      'gnu_get_libc_version',
+      'mallctl',
+      'mallctlbymib',
+      'MallocExtension_GetNumericProperty',
+      'mi_collect',
+      'mi_process_info',
+    ]) {
+      expect(undefinedSymbols).not.toContain(sym);
+    }
+  });
+});
