@@ -165,6 +165,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
   FragstatAddon(Napi::Env env, Napi::Object exports) {
     DefineAddon(exports, {
                              InstanceMethod("allocator", &FragstatAddon::Allocator),
+                             InstanceMethod("bind", &FragstatAddon::Bind),
                              InstanceMethod("snapshot", &FragstatAddon::Snapshot),
                              InstanceMethod("snapshotAsync", &FragstatAddon::SnapshotAsync),
                              InstanceMethod("trimSync", &FragstatAddon::TrimSync),
@@ -197,10 +198,26 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
     return o;
   }
 
+  // Pins the arrays synchronous calls write into, once per environment: resolving a typed
+  // array's data on every call costs more than the allocator read itself.
+  Napi::Value Bind(const Napi::CallbackInfo& info) {
+    values_ = TargetArray(info[0], kSlots);
+    trim_values_ = TargetArray(info[1], kTrimSlots);
+    values_ref_ = Napi::Persistent(info[0].As<Napi::Float64Array>());
+    trim_ref_ = Napi::Persistent(info[1].As<Napi::Float64Array>());
+    return info.Env().Undefined();
+  }
+
+  double* Bound(Napi::Env env, double* p) {
+    if (p == nullptr) throw Napi::Error::New(env, "fragstat internal: bind() was not called");
+    return p;
+  }
+
   Napi::Value Snapshot(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const bool detail = info[0].ToBoolean() && CurrentBackend().HasDetail();
-    double* out = TargetArray(info[1], kSlots);
+    const bool detail =
+        info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value() && CurrentBackend().HasDetail();
+    double* out = Bound(env, values_);
     Figures f;
     Detail d;
     Status s = CurrentBackend().Read(f, detail ? &d : nullptr);
@@ -220,7 +237,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
   }
 
   Napi::Value TrimSync(const Napi::CallbackInfo& info) {
-    double* out = TargetArray(info[0], kTrimSlots);
+    double* out = Bound(info.Env(), trim_values_);
     Backend& b = CurrentBackend();
     if (b.CanTrim()) b.PrepareTrimOnCallingThread();
     TrimOutcome t = RunTrim(b);
@@ -243,6 +260,11 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
   Napi::Value RssReopen(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ReadRssBytesReopen());
   }
+
+  double* values_ = nullptr;
+  double* trim_values_ = nullptr;
+  Napi::Reference<Napi::Float64Array> values_ref_;
+  Napi::Reference<Napi::Float64Array> trim_ref_;
 };
 
 }  // namespace

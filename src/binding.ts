@@ -52,9 +52,13 @@ export interface NativeDetail {
 
 export interface NativeBinding {
   allocator(): NativeAllocatorInfo;
-  snapshot(detail: boolean, target: Float64Array): NativeDetail | undefined;
+  /** Pins the arrays that snapshot() and trimSync() write into, for this thread. */
+  bind(values: Float64Array, trimValues: Float64Array): void;
+  /** Writes into the bound values array. */
+  snapshot(detail: boolean): NativeDetail | undefined;
   snapshotAsync(detail: boolean, target: Float64Array): Promise<NativeDetail | undefined>;
-  trimSync(target: Float64Array): void;
+  /** Writes into the bound trim array. */
+  trimSync(): void;
   trim(target: Float64Array): Promise<void>;
   rssBytes(): number;
   rssBytesReopen(): number;
@@ -82,6 +86,8 @@ function fallback(reason: string): NativeBinding {
     rawFields: [],
   };
   const rss = (): number => process.memoryUsage.rss();
+  let bound: Float64Array | null = null;
+  let boundTrim: Float64Array | null = null;
   const fill = (target: Float64Array): undefined => {
     target.fill(NaN);
     target[Slot.Rss] = rss();
@@ -94,9 +100,13 @@ function fallback(reason: string): NativeBinding {
   };
   return {
     allocator: () => ({ ...info, rawFields: [] }),
-    snapshot: (_detail, target) => fill(target),
+    bind: (values, trimValues) => {
+      bound = values;
+      boundTrim = trimValues;
+    },
+    snapshot: () => fill(bound!),
     snapshotAsync: async (_detail, target) => fill(target),
-    trimSync: trimFill,
+    trimSync: () => trimFill(boundTrim!),
     trim: async (target) => trimFill(target),
     rssBytes: rss,
     rssBytesReopen: rss,

@@ -69,18 +69,28 @@ describe('snapshots and results are plain data', () => {
 });
 
 describe('the internal binding refuses what would crash it', () => {
-  it('throws on a wrong target array instead of writing past it', () => {
+  it('throws on a missing or wrong target array instead of writing past it', () => {
     const r = runNode([
       '-e',
       `const b = require('node-gyp-build')(process.cwd());
        const errors = [];
-       for (const args of [[false], [false, new Float64Array(2)], [false, new Uint8Array(400)], [false, {}]]) {
-         try { b.snapshot(...args); errors.push('no error'); } catch (e) { errors.push(e.constructor.name); }
-       }
-       try { b.trimSync(new Float64Array(1)); } catch (e) { errors.push(e.constructor.name); }
+       const attempt = (fn) => { try { fn(); errors.push('no error'); } catch (e) { errors.push(e.constructor.name); } };
+       attempt(() => b.snapshot(false));
+       attempt(() => b.trimSync());
+       attempt(() => b.bind(new Float64Array(2), new Float64Array(8)));
+       attempt(() => b.bind(new Float64Array(64), new Uint8Array(80)));
+       attempt(() => b.snapshotAsync(false, new Uint8Array(400)));
+       attempt(() => b.trim({}));
        process.stdout.write(JSON.stringify(errors));`,
     ]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual(['TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError']);
+    expect(JSON.parse(r.stdout)).toEqual([
+      'Error',
+      'Error',
+      'TypeError',
+      'TypeError',
+      'TypeError',
+      'TypeError',
+    ]);
   });
 });
