@@ -1,5 +1,6 @@
 // What trim() releases on a fragmented heap, and what reading that heap costs.
-// Allocates TOTAL_MB of Buffers of SIZE bytes, frees every other one, then times snapshot(),
+// Allocates TOTAL_MB of Buffers of SIZE bytes, frees every other one (FREE=all: every one), then
+// times snapshot(),
 // snapshot({ detail: true }) and trim (sync or async, TRIM=sync|async). Run with --expose-gc:
 //
 //   node --expose-gc bench/trim.mjs
@@ -12,6 +13,7 @@ const fragstat = require('..');
 const SIZE = Number(process.env.SIZE || 64 * 1024);
 const TOTAL = Number(process.env.TOTAL_MB || 1024) * 1024 * 1024;
 const TRIM = process.env.TRIM || 'async';
+const FREE = process.env.FREE || 'half'; // or 'all'
 const REPEAT = Number(process.env.REPEAT || 5);
 const MB = (b) => (b === null ? 'null' : (b / 1048576).toFixed(1));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -46,7 +48,7 @@ let bufs = new Array(count);
 for (let i = 0; i < count; i++) bufs[i] = Buffer.alloc(SIZE, 1);
 await settle();
 const full = fragstat.snapshot();
-for (let i = 1; i < count; i += 2) bufs[i] = null;
+for (let i = FREE === 'all' ? 0 : 1; i < count; i += FREE === 'all' ? 1 : 2) bufs[i] = null;
 await settle();
 
 const cheap = median(() => fragstat.snapshot());
@@ -57,7 +59,7 @@ const t = TRIM === 'sync' ? fragstat.trimSync() : await fragstat.trim();
 const after = fragstat.snapshot();
 
 console.log(
-  `allocator ${d.allocator}; ${count} Buffers of ${SIZE} B (${MB(count * SIZE)} MB), every other one freed`,
+  `allocator ${d.allocator}; ${count} Buffers of ${SIZE} B (${MB(count * SIZE)} MB), ${FREE === 'all' ? 'all' : 'every other one'} freed`,
 );
 console.log(
   `allocated: ${MB(full.allocatedBytes)} MB -> ${MB(d.allocatedBytes)} MB; free ${MB(d.freeBytes)} MB; fragmentation ${d.ratios.fragmentation?.toFixed(3)}; external ${d.ratios.external?.toFixed(4)}; arenas ${d.arenas}; free chunks ${chunks}`,
@@ -66,7 +68,7 @@ console.log(
   `snapshot(): median ${(cheap.ms * 1e3).toFixed(1)} us; snapshot({ detail: true }): median ${detail.ms.toFixed(2)} ms (${REPEAT} runs)`,
 );
 console.log(
-  `trim (${TRIM}): RSS ${MB(t.rssBeforeBytes)} -> ${MB(t.rssAfterBytes)} MB, released ${MB(t.releasedBytes)} MB in ${t.durationMs?.toFixed(1)} ms, returnValue ${t.returnValue}`,
+  `trim (${TRIM}): RSS ${MB(t.rssBeforeBytes)} -> ${MB(t.rssAfterBytes)} MB, released ${MB(t.releasedBytes)} MB in ${t.durationMs?.toFixed(1)} ms, returnValue ${t.returnValue}, JS thread blocked ${t.blockingMs?.toFixed(2)} ms`,
 );
 console.log(
   `after trim: rss ${MB(after.rssBytes)} MB, allocated ${MB(after.allocatedBytes)} MB, free ${MB(after.freeBytes)} MB`,

@@ -25,7 +25,15 @@ enum Slot {
   kSlots = kRawStart + kMaxRawFields
 };
 // Layout of the Float64Array a trim is written into.
-enum TrimSlot { kTrimSupported, kTrimRssBefore, kTrimRssAfter, kTrimDurationMs, kTrimResult, kTrimSlots };
+enum TrimSlot {
+  kTrimSupported,
+  kTrimRssBefore,
+  kTrimRssAfter,
+  kTrimDurationMs,
+  kTrimResult,
+  kTrimBlockingMs,
+  kTrimSlots
+};
 
 Napi::Error CodedError(Napi::Env env, const Status& status) {
   Napi::Error e = Napi::Error::New(env, status.message);
@@ -77,18 +85,28 @@ Napi::Value DetailToJs(Napi::Env env, const Detail& d) {
 
 struct TrimOutcome {
   Status status;
-  double rss_before = NAN, rss_after = NAN, duration_ms = NAN, result = NAN;
+  double rss_before = NAN, rss_after = NAN, duration_ms = NAN, result = NAN, blocking_ms = NAN;
 };
 
-TrimOutcome RunTrim(Backend& b) {
+// The part of a trim that must run on the thread that asked for it (see
+// Backend::PrepareTrimOnCallingThread). RSS is read first, so the trim's whole effect is seen.
+TrimOutcome BeginTrim(Backend& b) {
   TrimOutcome t;
   if (!b.CanTrim()) return t;
   t.rss_before = ReadRssBytes();
   const double start = NowMs();
-  t.status = b.Trim(t.result);
-  t.duration_ms = NowMs() - start;
-  t.rss_after = ReadRssBytes();
+  b.PrepareTrimOnCallingThread();
+  t.blocking_ms = NowMs() - start;
   return t;
+}
+
+// The rest, on any thread.
+void FinishTrim(Backend& b, TrimOutcome& t) {
+  if (!b.CanTrim()) return;
+  const double start = NowMs();
+  t.status = b.Trim(t.result);
+  t.duration_ms = t.blocking_ms + (NowMs() - start);
+  t.rss_after = ReadRssBytes();
 }
 
 void WriteTrim(double* out, bool supported, const TrimOutcome& t) {
@@ -97,6 +115,7 @@ void WriteTrim(double* out, bool supported, const TrimOutcome& t) {
   out[kTrimRssAfter] = t.rss_after;
   out[kTrimDurationMs] = t.duration_ms;
   out[kTrimResult] = t.result;
+  out[kTrimBlockingMs] = t.blocking_ms;
 }
 
 // Async work over plain data: Execute() runs on a libuv pool thread and touches no JS value; the
@@ -136,13 +155,13 @@ class SnapshotWorker final : public Napi::AsyncWorker {
 
 class TrimWorker final : public Napi::AsyncWorker {
  public:
-  TrimWorker(Napi::Env env, Napi::Float64Array target)
-      : Napi::AsyncWorker(env, "fragstat.trim"), deferred_(env) {
+  TrimWorker(Napi::Env env, Napi::Float64Array target, const TrimOutcome& begun)
+      : Napi::AsyncWorker(env, "fragstat.trim"), deferred_(env), outcome_(begun) {
     target_ = Napi::Persistent(target);
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
-  void Execute() override { outcome_ = RunTrim(CurrentBackend()); }
+  void Execute() override { FinishTrim(CurrentBackend(), outcome_); }
   void OnOK() override {
     Napi::Env env = Env();
     if (!outcome_.status.ok()) {
@@ -239,8 +258,10 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
   Napi::Value TrimSync(const Napi::CallbackInfo& info) {
     double* out = Bound(info.Env(), trim_values_);
     Backend& b = CurrentBackend();
-    if (b.CanTrim()) b.PrepareTrimOnCallingThread();
-    TrimOutcome t = RunTrim(b);
+    const double start = NowMs();
+    TrimOutcome t = BeginTrim(b);
+    FinishTrim(b, t);
+    if (b.CanTrim()) t.blocking_ms = NowMs() - start;
     if (!t.status.ok()) throw CodedError(info.Env(), t.status);
     WriteTrim(out, b.CanTrim(), t);
     return info.Env().Undefined();
@@ -248,9 +269,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
 
   Napi::Value Trim(const Napi::CallbackInfo& info) {
     TargetArray(info[0], kTrimSlots);
-    Backend& b = CurrentBackend();
-    if (b.CanTrim()) b.PrepareTrimOnCallingThread();
-    auto* w = new TrimWorker(info.Env(), info[0].As<Napi::Float64Array>());
+    auto* w = new TrimWorker(info.Env(), info[0].As<Napi::Float64Array>(), BeginTrim(CurrentBackend()));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;

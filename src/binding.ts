@@ -20,6 +20,7 @@ export const enum TrimSlot {
   RssAfter = 2,
   DurationMs = 3,
   Result = 4,
+  BlockingMs = 5,
 }
 
 export interface NativeAllocatorInfo {
@@ -111,7 +112,7 @@ function fallback(reason: string): NativeBinding {
     rssBytes: rss,
     rssBytesReopen: rss,
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
-    TRIM_SLOTS: 5,
+    TRIM_SLOTS: 6,
     MAX_RAW_FIELDS: 24,
   };
 }

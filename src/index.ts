@@ -100,6 +100,7 @@ function trimResult(values: Float64Array): TrimResult {
     releasedBytes: before !== null && after !== null ? before - after : null,
     durationMs: orNull(values[TrimSlot.DurationMs]),
     returnValue: orNull(values[TrimSlot.Result]),
+    blockingMs: orNull(values[TrimSlot.BlockingMs]),
   };
 }
 

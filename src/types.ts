@@ -114,8 +114,14 @@ export interface TrimResult {
    * than it released.
    */
   releasedBytes: number | null;
-  /** How long the allocator's trim call took, in milliseconds (RSS reads excluded). */
+  /** How long the allocator's trim calls took, in milliseconds (RSS reads excluded). */
   durationMs: number | null;
+  /**
+   * How long of that the calling (JS) thread was blocked, in milliseconds: all of it for
+   * trimSync(); for trim(), only what must run on the calling thread (jemalloc's thread-cache
+   * flush: microseconds; mimalloc's collect of the JS thread's heap: see the README).
+   */
+  blockingMs: number | null;
   /** The allocator's own return value: malloc_trim's 1 (something released) or 0; null where it returns nothing. */
   returnValue: number | null;
 }

@@ -119,6 +119,7 @@ describe('nothing known (every allocator symbol hidden, as on musl)', () => {
       releasedBytes: null,
       durationMs: null,
       returnValue: null,
+      blockingMs: null,
     });
   });
 });
