@@ -145,3 +145,17 @@ describe.runIf(havePreload('mimalloc'))('mimalloc (LD_PRELOAD)', () => {
     });
   }
 });
+
+describe('nothing known (every allocator symbol hidden)', () => {
+  it('still sees RSS follow the Buffers, and says trim is not supported', () => {
+    const r = runFixture<Run>('bytes.cjs', { env: { FRAGSTAT_HIDE_SYMBOLS: '*', FREE: 'all' } });
+    expect(r.allocator.name).toBe('unknown');
+    expectNear(r.allocated.rssBytes! - r.before.rssBytes!, total(r), 0.95, 1.3);
+    for (const s of [r.before, r.allocated, r.freed, r.trimmed]) {
+      expect(s.allocatedBytes).toBeNull();
+      expect(s.freeBytes).toBeNull();
+      expect(s.heapBytes).toBeNull();
+    }
+    expect(r.trim).toMatchObject({ supported: false, releasedBytes: null, durationMs: null });
+  });
+});

@@ -144,3 +144,15 @@ describe('glibc with entry points missing', () => {
     expect(r.snap.mayHaveWrapped).toBe(false);
   });
 });
+
+describe('compiled addon missing (a libc with no prebuild and no build, as on Alpine without a compiler)', () => {
+  it('still loads, says why, and reports RSS only', () => {
+    const r = evalJson<Probe>(probe, { env: { PREBUILDS_ONLY: '1', LIBC: 'musl' } });
+    expect(r.info).toMatchObject({ name: 'unknown', native: false, hasStats: false, canTrim: false });
+    expect(r.info.limitations).toMatch(/compiled addon did not load/);
+    expect(r.snap.rssBytes!).toBeGreaterThan(10 * 1024 * 1024);
+    expect(r.snap.allocatedBytes).toBeNull();
+    expect(r.detail.detail).toBeNull();
+    expect(r.trim.supported).toBe(false);
+  });
+});
