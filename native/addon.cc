@@ -21,6 +21,7 @@ enum Slot {
   kLargestFree,
   kArenas,
   kMayWrap,
+  kDurationMs,
   kRawStart,
   kSlots = kRawStart + kMaxRawFields
 };
@@ -49,14 +50,32 @@ double* TargetArray(const Napi::Value& v, size_t min_length) {
   return v.As<Napi::Float64Array>().Data();
 }
 
-void WriteFigures(double* out, double rss, const Figures& f) {
-  out[kRss] = rss;
+// One reading of the allocator and RSS, timed. Plain data: safe to fill on any thread.
+struct Reading {
+  Figures figures;
+  Detail detail;
+  Status status;
+  double rss = NAN;
+  double duration_ms = NAN;
+};
+
+void TakeReading(Reading& r, bool detail) {
+  const double start = NowMs();
+  r.status = CurrentBackend().Read(r.figures, detail ? &r.detail : nullptr);
+  r.rss = ReadRssBytes();
+  r.duration_ms = NowMs() - start;
+}
+
+void WriteFigures(double* out, const Reading& r) {
+  const Figures& f = r.figures;
+  out[kRss] = r.rss;
   out[kAllocated] = f.allocated;
   out[kFree] = f.free;
   out[kHeap] = f.heap;
   out[kLargestFree] = f.largest_free;
   out[kArenas] = f.arenas;
   out[kMayWrap] = f.may_wrap;
+  out[kDurationMs] = r.duration_ms;
   for (int i = 0; i < kMaxRawFields; i++) out[kRawStart + i] = f.raw[i];
 }
 
@@ -128,18 +147,15 @@ class SnapshotWorker final : public Napi::AsyncWorker {
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
-  void Execute() override {
-    status_ = CurrentBackend().Read(figures_, detail_ ? &detail_data_ : nullptr);
-    rss_ = ReadRssBytes();
-  }
+  void Execute() override { TakeReading(reading_, detail_); }
   void OnOK() override {
     Napi::Env env = Env();
-    if (!status_.ok()) {
-      deferred_.Reject(CodedError(env, status_).Value());
+    if (!reading_.status.ok()) {
+      deferred_.Reject(CodedError(env, reading_.status).Value());
       return;
     }
-    WriteFigures(target_.Value().Data(), rss_, figures_);
-    deferred_.Resolve(detail_ ? DetailToJs(env, detail_data_) : env.Undefined());
+    WriteFigures(target_.Value().Data(), reading_);
+    deferred_.Resolve(detail_ ? DetailToJs(env, reading_.detail) : env.Undefined());
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
@@ -147,10 +163,7 @@ class SnapshotWorker final : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Napi::Reference<Napi::Float64Array> target_;
   bool detail_;
-  Figures figures_;
-  Detail detail_data_;
-  Status status_;
-  double rss_ = NAN;
+  Reading reading_;
 };
 
 class TrimWorker final : public Napi::AsyncWorker {
@@ -237,13 +250,11 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
     const bool detail =
         info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value() && CurrentBackend().HasDetail();
     double* out = Bound(env, values_);
-    Figures f;
-    Detail d;
-    Status s = CurrentBackend().Read(f, detail ? &d : nullptr);
-    const double rss = ReadRssBytes();
-    if (!s.ok()) throw CodedError(env, s);
-    WriteFigures(out, rss, f);
-    return detail ? DetailToJs(env, d) : env.Undefined();
+    Reading r;
+    TakeReading(r, detail);
+    if (!r.status.ok()) throw CodedError(env, r.status);
+    WriteFigures(out, r);
+    return detail ? DetailToJs(env, r.detail) : env.Undefined();
   }
 
   Napi::Value SnapshotAsync(const Napi::CallbackInfo& info) {

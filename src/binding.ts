@@ -10,7 +10,8 @@ export const enum Slot {
   LargestFree = 4,
   Arenas = 5,
   MayWrap = 6,
-  RawStart = 7,
+  DurationMs = 7,
+  RawStart = 8,
 }
 
 /** Layout of the Float64Array a trim is written into (mirrors native/addon.cc). */
@@ -93,6 +94,7 @@ function fallback(reason: string): NativeBinding {
     target.fill(NaN);
     target[Slot.Rss] = rss();
     target[Slot.MayWrap] = 0;
+    target[Slot.DurationMs] = 0;
     return undefined;
   };
   const trimFill = (target: Float64Array): void => {

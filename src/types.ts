@@ -81,6 +81,11 @@ export interface Snapshot {
   arenas: number | null;
   ratios: Ratios;
   /**
+   * How long reading the allocator and RSS took, in milliseconds (on the JS thread for
+   * snapshot(), on a pool thread for snapshotAsync()). Grows with free chunks under glibc.
+   */
+  durationMs: number;
+  /**
    * True when the figures come from glibc's legacy `mallinfo` (glibc older than 2.33), whose
    * fields are 32-bit and wrap above 4 GiB: large values may be wrong.
    */
@@ -103,6 +108,8 @@ export interface SnapshotOptions {
 /** What a trim released. */
 export interface TrimResult {
   allocator: AllocatorName;
+  /** When the trim started, in milliseconds since the Unix epoch. */
+  timestamp: number;
   /** False where the allocator cannot trim (then every figure below is null). */
   supported: boolean;
   /** RSS just before the trim. */

@@ -1,0 +1,216 @@
+// Findings a person can act on, from a snapshot (and, optionally, a monitor's history).
+import { existsSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
+import { snapshot } from './core';
+import type { Snapshot } from './types';
+import type { MonitorStats } from './monitor';
+import { checkKeys, checkOptions, describe } from './validate';
+
+export type Severity = 'info' | 'warn' | 'critical';
+
+/** One thing the doctor noticed. */
+export interface Finding {
+  /** Stable identifier of the rule (see the README's list). */
+  id:
+    | 'glibc-arenas'
+    | 'trimmable-free-memory'
+    | 'rss-above-allocated'
+    | 'peak-above-current'
+    | 'mallinfo-may-wrap'
+    | 'no-allocator-stats';
+  severity: Severity;
+  /** One line. */
+  title: string;
+  /** What to do about it. */
+  advice: string;
+  /** The figures behind the finding, bytes and ratios. */
+  numbers: Record<string, number>;
+}
+
+export interface DoctorOptions {
+  /** Peaks from a running monitor (monitor.stats()), for the peak rule. */
+  stats?: MonitorStats;
+  /**
+   * V8's physical heap size, bytes, subtracted from RSS before comparing it with malloc's live
+   * bytes (JS objects live in V8's own pages, not in malloc). Default: v8.getHeapStatistics().
+   */
+  v8HeapBytes?: number;
+}
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** Thresholds of every rule: each needs a ratio AND a byte floor, since ratios mislead on small heaps. */
+export const doctorThresholds = {
+  /** glibc-arenas: at least this many arenas, fragmentation and free bytes above these. */
+  arenas: { minArenas: 4, fragmentation: 0.3, freeBytes: 128 * MiB },
+  /** trimmable-free-memory: warn / critical levels of free bytes and fragmentation. */
+  trimmable: {
+    warn: { freeBytes: 64 * MiB, fragmentation: 0.25 },
+    critical: { freeBytes: 512 * MiB, fragmentation: 0.5 },
+  },
+  /** rss-above-allocated: (RSS - V8 heap) / malloc live bytes, and the excess in bytes. */
+  rss: { warn: { ratio: 1.5, excessBytes: 128 * MiB }, critical: { ratio: 3, excessBytes: 1 * GiB } },
+  /** peak-above-current: the peak over the current level, and the difference in bytes. */
+  peak: { ratio: 2, bytes: 256 * MiB },
+} as const;
+
+const fmt = (bytes: number) =>
+  bytes >= GiB
+    ? `${(bytes / GiB).toFixed(2)} GiB`
+    : `${(bytes / MiB).toFixed(bytes >= 10 * MiB ? 0 : 1)} MiB`;
+const pct = (r: number) => `${(r * 100).toFixed(0)}%`;
+
+const jemallocCandidates = [
+  '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
+  '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2',
+  '/usr/lib64/libjemalloc.so.2',
+  '/usr/lib/libjemalloc.so.2',
+];
+
+/** The command that runs this process under jemalloc, with the library found on this system. */
+export function jemallocCommand(): string {
+  const lib = jemallocCandidates.find((p) => existsSync(p));
+  const args = process.argv.slice(1).join(' ');
+  const cmd = `${process.execPath.split('/').pop()} ${args}`.trim();
+  return lib
+    ? `LD_PRELOAD=${lib} ${cmd}`
+    : `install jemalloc (Debian/Ubuntu: apt-get install libjemalloc2; Alpine: apk add jemalloc), then LD_PRELOAD=/path/to/libjemalloc.so.2 ${cmd}`;
+}
+
+/**
+ * Looks at a snapshot (a fresh one with `detail: true` when none is given) and returns findings,
+ * worst first. An empty array means nothing worth acting on.
+ */
+export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
+  if (
+    snap !== undefined &&
+    (snap === null || typeof snap !== 'object' || typeof snap.allocator !== 'string')
+  ) {
+    throw new TypeError(
+      `Expected a Snapshot or undefined for doctor(snapshot) but received ${describe(snap)}`,
+    );
+  }
+  const o = checkOptions('doctor(snapshot, options)', options);
+  checkKeys('doctor(snapshot, options)', o, ['stats', 'v8HeapBytes']);
+  const s = snap ?? snapshot({ detail: true });
+  const v8Heap = (o.v8HeapBytes as number | undefined) ?? getHeapStatistics().total_physical_size;
+  const findings: Finding[] = [];
+  const free = s.freeBytes;
+  const frag = s.ratios.fragmentation;
+
+  if (s.allocatedBytes === null && s.heapBytes === null) {
+    findings.push({
+      id: 'no-allocator-stats',
+      severity: 'info',
+      title: `No allocator statistics under ${s.allocator}: only RSS is known`,
+      advice:
+        'fragstat reads glibc, jemalloc, tcmalloc and mimalloc. On musl or an unknown allocator, watch rssBytes; ' +
+        `to see fragmentation, run under jemalloc: ${jemallocCommand()}`,
+      numbers: s.rssBytes === null ? {} : { rssBytes: s.rssBytes },
+    });
+  }
+
+  if (s.mayHaveWrapped) {
+    const large = (s.rssBytes ?? 0) > 2 * GiB;
+    findings.push({
+      id: 'mallinfo-may-wrap',
+      severity: large ? 'warn' : 'info',
+      title: large
+        ? 'RSS is above 2 GiB and glibc is older than 2.33: the allocator figures have probably wrapped'
+        : 'glibc older than 2.33: allocator figures come from mallinfo, which wraps above 4 GiB',
+      advice: 'Trust rssBytes over the allocator figures; glibc 2.33 or later (mallinfo2) has no such limit.',
+      numbers: s.rssBytes === null ? {} : { rssBytes: s.rssBytes },
+    });
+  }
+
+  const a = doctorThresholds.arenas;
+  if (s.allocator === 'glibc' && s.arenas !== null && free !== null && frag !== null) {
+    if (s.arenas >= a.minArenas && frag >= a.fragmentation && free >= a.freeBytes) {
+      findings.push({
+        id: 'glibc-arenas',
+        severity: 'warn',
+        title: `glibc spreads the heap over ${s.arenas} arenas and ${pct(frag)} of it (${fmt(free)}) is free`,
+        advice:
+          'Each thread that allocates (zlib, crypto and fs work on the libuv pool) can get its own arena, and free ' +
+          'memory in one arena cannot serve another. Cap the arenas with MALLOC_ARENA_MAX=2 in the environment, or ' +
+          `run under jemalloc, which returns free pages by itself: ${jemallocCommand()}`,
+        numbers: { arenas: s.arenas, freeBytes: free, fragmentation: frag, heapBytes: s.heapBytes ?? 0 },
+      });
+    }
+  }
+
+  const t = doctorThresholds.trimmable;
+  if (free !== null && frag !== null && free >= t.warn.freeBytes && frag >= t.warn.fragmentation) {
+    const critical = free >= t.critical.freeBytes && frag >= t.critical.fragmentation;
+    const glibc = s.allocator === 'glibc';
+    findings.push({
+      id: 'trimmable-free-memory',
+      severity: critical ? 'critical' : 'warn',
+      title: `The allocator holds ${fmt(free)} of free memory (${pct(frag)} of its heap)`,
+      advice:
+        (glibc
+          ? 'glibc keeps freed memory until asked: fragstat.trim() returns its whole free pages to the OS (how much ' +
+            'depends on how scattered it is: compare rssBytes before and after). glibc counts released chunks as ' +
+            'free even after a trim, so judge by RSS. '
+          : 'fragstat.trim() purges what the allocator can release now. ') +
+        'To do it automatically, use monitor({ autoTrim: true }).',
+      numbers: { freeBytes: free, fragmentation: frag, heapBytes: s.heapBytes ?? 0 },
+    });
+  }
+
+  const r = doctorThresholds.rss;
+  if (s.rssBytes !== null && s.allocatedBytes !== null && s.allocatedBytes > 0) {
+    const outside = s.rssBytes - v8Heap;
+    const ratio = outside / s.allocatedBytes;
+    const excess = outside - s.allocatedBytes;
+    if (ratio >= r.warn.ratio && excess >= r.warn.excessBytes) {
+      const critical = ratio >= r.critical.ratio && excess >= r.critical.excessBytes;
+      findings.push({
+        id: 'rss-above-allocated',
+        severity: critical ? 'critical' : 'warn',
+        title: `RSS outside the V8 heap is ${ratio.toFixed(2)}x the bytes malloc has live (${fmt(excess)} more)`,
+        advice:
+          'Memory is resident that neither V8 nor live native allocations account for: usually free allocator ' +
+          'memory not yet returned (trim() tests that), or memory outside malloc (mmap by an addon, thread stacks).',
+        numbers: {
+          rssBytes: s.rssBytes,
+          v8HeapBytes: v8Heap,
+          allocatedBytes: s.allocatedBytes,
+          ratio,
+          excessBytes: excess,
+        },
+      });
+    }
+  }
+
+  const p = doctorThresholds.peak;
+  const peaks: [string, number | null, number | null][] = [];
+  if (o.stats) {
+    const st = o.stats as MonitorStats;
+    peaks.push(['rssBytes', st.peakRssBytes, s.rssBytes]);
+  }
+  if (s.detail) {
+    const max = s.detail.arenas.reduce((sum, x) => sum + x.maxSystemBytes, 0);
+    const cur = s.detail.arenas.reduce((sum, x) => sum + x.systemBytes, 0);
+    peaks.push(['arenaSystemBytes', max, cur]);
+  }
+  for (const [what, peak, current] of peaks) {
+    if (peak === null || current === null || current <= 0) continue;
+    if (peak >= p.ratio * current && peak - current >= p.bytes) {
+      findings.push({
+        id: 'peak-above-current',
+        severity: 'info',
+        title: `${what === 'rssBytes' ? 'RSS' : 'glibc arena memory'} peaked at ${fmt(peak)}, ${(peak / current).toFixed(1)}x what it is now`,
+        advice:
+          'A burst raised the footprint and it has come down since. If RSS stays near the peak while live bytes ' +
+          'fell, the allocator kept the memory: see trimmable-free-memory.',
+        numbers: { peakBytes: peak, currentBytes: current },
+      });
+      break;
+    }
+  }
+
+  const rank: Record<Severity, number> = { critical: 0, warn: 1, info: 2 };
+  return findings.sort((x, y) => rank[x.severity] - rank[y.severity]);
+}

@@ -1,0 +1,154 @@
+// A compact, JSON-safe summary for a health endpoint, and a ready HTTP handler.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { snapshotAsync, trim, trimLog } from './core';
+import { doctor, type Finding, type Severity } from './doctor';
+import type { AllocatorName, TrimResult } from './types';
+import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
+
+export interface HealthReport {
+  /** The doctor's worst finding: 'ok' when there is none (or only 'info' ones). */
+  status: 'ok' | 'warn' | 'critical';
+  allocator: AllocatorName;
+  timestamp: number;
+  rssBytes: number | null;
+  allocatedBytes: number | null;
+  freeBytes: number | null;
+  heapBytes: number | null;
+  arenas: number | null;
+  fragmentationRatio: number | null;
+  rssRatio: number | null;
+  trims: number;
+  trimReleasedBytesTotal: number;
+  lastTrim: Pick<TrimResult, 'timestamp' | 'releasedBytes' | 'durationMs'> | null;
+  findings: Pick<Finding, 'id' | 'severity' | 'title'>[];
+}
+
+export interface HealthOptions {
+  /** Read detail figures (glibc arenas; needed by the arenas rule). Runs off the JS thread. Default false. */
+  detail?: boolean;
+}
+
+const worst = (findings: Finding[]): HealthReport['status'] => {
+  const rank: Severity[] = findings.map((f) => f.severity);
+  return rank.includes('critical') ? 'critical' : rank.includes('warn') ? 'warn' : 'ok';
+};
+
+/** Takes a snapshot off the JS thread, runs the doctor on it, and summarises both. */
+export async function health(options?: HealthOptions): Promise<HealthReport> {
+  const o = checkOptions('health(options)', options);
+  checkKeys('health(options)', o, ['detail']);
+  const s = await snapshotAsync({ detail: checkBoolean('options.detail', o.detail, false) });
+  const findings = doctor(s);
+  const log = trimLog();
+  return {
+    status: worst(findings),
+    allocator: s.allocator,
+    timestamp: s.timestamp,
+    rssBytes: s.rssBytes,
+    allocatedBytes: s.allocatedBytes,
+    freeBytes: s.freeBytes,
+    heapBytes: s.heapBytes,
+    arenas: s.arenas,
+    fragmentationRatio: s.ratios.fragmentation,
+    rssRatio: s.ratios.rss,
+    trims: log.count,
+    trimReleasedBytesTotal: log.releasedBytesTotal,
+    lastTrim: log.last && {
+      timestamp: log.last.timestamp,
+      releasedBytes: log.last.releasedBytes,
+      durationMs: log.last.durationMs,
+    },
+    findings: findings.map(({ id, severity, title }) => ({ id, severity, title })),
+  };
+}
+
+export interface HealthHandlerOptions extends HealthOptions {
+  /**
+   * Let POST requests trim (answering with the TrimResult). Off by default: anyone who can reach
+   * the endpoint could then make the process trim. Protect the route (auth, internal port) first.
+   */
+  allowTrim?: boolean;
+  /** With allowTrim: at most one trim per this many ms; others get 429 with Retry-After. Default 60000. */
+  trimMinIntervalMs?: number;
+  /** HTTP status when the report's status is 'critical'. Default 200 (the body carries the status). */
+  criticalStatusCode?: number;
+}
+
+function send(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text).toString(),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/**
+ * A (req, res) handler for node:http, Express and anything with the same shape: GET (or HEAD)
+ * answers the HealthReport as JSON; POST trims when allowTrim is set (rate-limited), else 405.
+ */
+export function healthHandler(
+  options?: HealthHandlerOptions,
+): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const o = checkOptions('healthHandler(options)', options);
+  checkKeys('healthHandler(options)', o, ['detail', 'allowTrim', 'trimMinIntervalMs', 'criticalStatusCode']);
+  const detail = checkBoolean('options.detail', o.detail, false);
+  const allowTrim = checkBoolean('options.allowTrim', o.allowTrim, false);
+  const minInterval = checkNumber('options.trimMinIntervalMs', o.trimMinIntervalMs, 60_000, 0, Infinity);
+  const criticalCode = checkNumber('options.criticalStatusCode', o.criticalStatusCode, 200, 100, 599, true);
+  let lastTrimAt = -Infinity;
+  let trimming = false;
+
+  return async (req, res) => {
+    try {
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        const report = await health({ detail });
+        send(res, report.status === 'critical' ? criticalCode : 200, report);
+        return;
+      }
+      if (req.method === 'POST') {
+        if (!allowTrim) {
+          send(
+            res,
+            405,
+            { error: 'trimming over HTTP is disabled (healthHandler({ allowTrim: true }))' },
+            { allow: 'GET, HEAD' },
+          );
+          return;
+        }
+        const wait = lastTrimAt + minInterval - performance.now();
+        if (trimming || wait > 0) {
+          const retry = Math.max(1, Math.ceil(wait / 1000));
+          send(
+            res,
+            429,
+            { error: 'a trim ran recently', retryAfterSeconds: retry },
+            { 'retry-after': String(retry) },
+          );
+          return;
+        }
+        trimming = true;
+        try {
+          const result = await trim();
+          lastTrimAt = performance.now();
+          send(res, 200, result);
+        } finally {
+          trimming = false;
+        }
+        return;
+      }
+      send(
+        res,
+        405,
+        { error: `method ${req.method} not allowed` },
+        { allow: allowTrim ? 'GET, HEAD, POST' : 'GET, HEAD' },
+      );
+    } catch (err) {
+      if (!res.headersSent)
+        send(res, 500, { error: (err as Error).message, code: (err as { code?: string }).code });
+      else res.destroy(err as Error);
+    }
+  };
+}

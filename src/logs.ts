@@ -1,0 +1,50 @@
+// A flat, log-friendly view of a snapshot: plain keys and numbers that pino, winston or any JSON
+// logger print well, plus one human-readable line.
+import type { Snapshot } from './types';
+
+export interface LogFields {
+  allocator: string;
+  rssBytes: number | null;
+  allocatedBytes: number | null;
+  freeBytes: number | null;
+  heapBytes: number | null;
+  largestFreeBytes: number | null;
+  arenas: number | null;
+  fragmentationRatio: number | null;
+  externalRatio: number | null;
+  rssRatio: number | null;
+  /** e.g. "glibc rss 1.20 GiB, allocated 512 MiB, free 600 MiB (54% of heap)" */
+  summary: string;
+}
+
+const MiB = 1024 * 1024;
+const size = (b: number | null) =>
+  b === null
+    ? 'n/a'
+    : b >= 1024 * MiB
+      ? `${(b / (1024 * MiB)).toFixed(2)} GiB`
+      : `${(b / MiB).toFixed(b >= 10 * MiB ? 0 : 1)} MiB`;
+const round = (r: number | null) => (r === null ? null : Math.round(r * 10000) / 10000);
+
+/** Flattens a snapshot for a log line. Ratios are rounded to 4 decimals. */
+export function toLogFields(s: Snapshot): LogFields {
+  if (s === null || typeof s !== 'object' || typeof s.allocator !== 'string') {
+    throw new TypeError('Expected a Snapshot for toLogFields(snapshot)');
+  }
+  const frag = s.ratios.fragmentation;
+  return {
+    allocator: s.allocator,
+    rssBytes: s.rssBytes,
+    allocatedBytes: s.allocatedBytes,
+    freeBytes: s.freeBytes,
+    heapBytes: s.heapBytes,
+    largestFreeBytes: s.largestFreeBytes,
+    arenas: s.arenas,
+    fragmentationRatio: round(frag),
+    externalRatio: round(s.ratios.external),
+    rssRatio: round(s.ratios.rss),
+    summary:
+      `${s.allocator} rss ${size(s.rssBytes)}, allocated ${size(s.allocatedBytes)}, free ${size(s.freeBytes)}` +
+      (frag === null ? '' : ` (${(frag * 100).toFixed(0)}% of heap)`),
+  };
+}

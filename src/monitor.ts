@@ -1,0 +1,386 @@
+// Periodic sampling with a bounded overhead, a short history, and an optional trim policy.
+import { EventEmitter } from 'node:events';
+import { allocator, snapshotAsync, trim } from './core';
+import type { Snapshot, TrimResult } from './types';
+import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
+
+/** Options of monitor(). */
+export interface MonitorOptions {
+  /** Wanted time between samples, ms. Default 10000. At least 10. */
+  intervalMs?: number;
+  /** Take detail snapshots (glibc malloc_info: arenas, largest free chunk). Default false. */
+  detail?: boolean;
+  /** Samples kept in history(). Default 360 (an hour at the default interval). 2 to 100000. */
+  historySize?: number;
+  /**
+   * Largest share of wall time that sampling may take, from 0 (exclusive) to 0.5. Default 0.002
+   * (0.2%). When a sample takes longer than `intervalMs * maxOverhead`, the interval is stretched
+   * so the share holds (a glibc snapshot walks every free chunk: tens of ms on a fragmented heap).
+   */
+  maxOverhead?: number;
+  /** Trim automatically when free memory is both large and a large share of the heap. Default off. */
+  autoTrim?: boolean | AutoTrimOptions;
+  /** Start sampling at once (default) or wait for start(). */
+  start?: boolean;
+}
+
+/** The trim policy. A trim runs after a sample when every condition holds. */
+export interface AutoTrimOptions {
+  /** freeBytes at least this. Default 64 MiB. */
+  minFreeBytes?: number;
+  /** ratios.fragmentation at least this. Default 0.25. */
+  minFragmentation?: number;
+  /**
+   * Since the last trim, RSS not explained by live allocations (rssBytes - allocatedBytes) grew by
+   * at least this, so there can be something new to release. Default: minFreeBytes / 2.
+   */
+  minGrowthBytes?: number;
+  /** At least this long since the last trim, ms. Default 60000. */
+  minIntervalMs?: number;
+  /** A trim that releases less than this counts as releasing nothing. Default 1 MiB. */
+  minReleasedBytes?: number;
+  /** Each trim that releases nothing doubles the minimum interval, up to this factor. Default 32. */
+  maxBackoff?: number;
+}
+
+/** A monitor sample: a snapshot with the monitor's bookkeeping. */
+export interface Sample extends Snapshot {
+  /** The interval in effect after this sample, ms (stretched to respect maxOverhead). */
+  intervalMs: number;
+}
+
+/** What the monitor says of its own cost. */
+export interface Budget {
+  maxOverhead: number;
+  /** The interval asked for, ms. */
+  intervalMs: number;
+  /** The interval in effect, ms: max(intervalMs, slowest of the last 5 samples / maxOverhead). */
+  effectiveIntervalMs: number;
+  /** Duration of the last sample's allocator read, ms. */
+  lastSampleMs: number | null;
+  /** Time spent sampling / wall time since start (a share, e.g. 0.0004). */
+  overhead: number;
+}
+
+/** Peaks and rates over the samples in history. */
+export interface MonitorStats {
+  samples: number;
+  /** Highest values seen since the monitor started (not only in history). */
+  peakRssBytes: number | null;
+  peakAllocatedBytes: number | null;
+  peakFreeBytes: number | null;
+  /** Change per second between the oldest and newest sample in history. */
+  rssBytesPerSecond: number | null;
+  allocatedBytesPerSecond: number | null;
+  trims: number;
+  trimReleasedBytes: number;
+  /** Current minimum interval between automatic trims, ms (grows when trims release nothing). */
+  trimIntervalMs: number | null;
+  trimPaused: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+class Ring<T> {
+  private items: T[] = [];
+  private start = 0;
+  constructor(private readonly capacity: number) {}
+  push(item: T): void {
+    if (this.items.length < this.capacity) this.items.push(item);
+    else {
+      this.items[this.start] = item;
+      this.start = (this.start + 1) % this.capacity;
+    }
+  }
+  toArray(): T[] {
+    return [...this.items.slice(this.start), ...this.items.slice(0, this.start)];
+  }
+  get size(): number {
+    return this.items.length;
+  }
+}
+
+function readTrimOptions(value: unknown): Required<AutoTrimOptions> | null {
+  if (value === undefined || value === false) return null;
+  const o = value === true ? {} : value;
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) {
+    throw new TypeError(`Expected a boolean or an object for options.autoTrim but received ${describe(o)}`);
+  }
+  checkKeys('options.autoTrim', o, [
+    'minFreeBytes',
+    'minFragmentation',
+    'minGrowthBytes',
+    'minIntervalMs',
+    'minReleasedBytes',
+    'maxBackoff',
+  ]);
+  const t = o as AutoTrimOptions;
+  const minFreeBytes = checkNumber('options.autoTrim.minFreeBytes', t.minFreeBytes, 64 * MiB, 0, Infinity);
+  return {
+    minFreeBytes,
+    minFragmentation: checkNumber('options.autoTrim.minFragmentation', t.minFragmentation, 0.25, 0, 1),
+    minGrowthBytes: checkNumber(
+      'options.autoTrim.minGrowthBytes',
+      t.minGrowthBytes,
+      minFreeBytes / 2,
+      0,
+      Infinity,
+    ),
+    minIntervalMs: checkNumber('options.autoTrim.minIntervalMs', t.minIntervalMs, 60_000, 0, Infinity),
+    minReleasedBytes: checkNumber('options.autoTrim.minReleasedBytes', t.minReleasedBytes, MiB, 0, Infinity),
+    maxBackoff: checkNumber('options.autoTrim.maxBackoff', t.maxBackoff, 32, 1, 1 << 20),
+  };
+}
+
+/**
+ * Samples the allocator on an interval, off the JS thread, keeping a short history. Events:
+ * 'sample' (Sample), 'trim' (TrimResult), 'error' (Error; only emitted when a listener exists, so
+ * a failing read never crashes the process). Also an async iterable of samples.
+ * Its timer is unref'd: it never keeps the process alive.
+ */
+export class Monitor extends EventEmitter {
+  readonly intervalMs: number;
+  readonly detail: boolean;
+  readonly maxOverhead: number;
+  private readonly ring: Ring<Sample>;
+  private readonly policy: Required<AutoTrimOptions> | null;
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private inFlight = false;
+  private startedAt = 0;
+  private sampleMsTotal = 0;
+  private recentCosts: number[] = [];
+  private effectiveInterval: number;
+  private peaks = {
+    rss: null as number | null,
+    allocated: null as number | null,
+    free: null as number | null,
+  };
+  private trims = 0;
+  private trimReleased = 0;
+  private lastTrimAt = -Infinity;
+  private lastTrimOverhead: number | null = null;
+  private backoff = 1;
+  private pauses = 0;
+  private waiters: ((r: IteratorResult<Sample>) => void)[] = [];
+  private iterated = false;
+  private queue: Sample[] = [];
+  /** The last error a sample or trim ran into, or null. */
+  lastError: Error | null = null;
+
+  constructor(options: MonitorOptions = {}) {
+    super();
+    checkOptions('monitor(options)', options);
+    checkKeys('monitor(options)', options, [
+      'intervalMs',
+      'detail',
+      'historySize',
+      'maxOverhead',
+      'autoTrim',
+      'start',
+    ]);
+    this.intervalMs = checkNumber('options.intervalMs', options.intervalMs, 10_000, 10, 2 ** 31 - 1);
+    this.detail = checkBoolean('options.detail', options.detail, false);
+    const historySize = checkNumber('options.historySize', options.historySize, 360, 2, 100_000, true);
+    this.maxOverhead = checkNumber('options.maxOverhead', options.maxOverhead, 0.002, Number.MIN_VALUE, 0.5);
+    this.policy = readTrimOptions(options.autoTrim);
+    this.ring = new Ring(historySize);
+    this.effectiveInterval = this.intervalMs;
+    if (checkBoolean('options.start', options.start, true)) this.start();
+  }
+
+  /** Starts sampling (the first sample is taken at once). Does nothing if already running. */
+  start(): this {
+    if (this.running) return this;
+    this.running = true;
+    this.startedAt = performance.now();
+    this.sampleMsTotal = 0;
+    this.schedule(0);
+    return this;
+  }
+
+  /** Stops sampling and ends every async iteration. */
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
+    this.emit('stop');
+  }
+
+  /** Whether the monitor is sampling. */
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /**
+   * Holds automatic trims (sampling goes on) until resumeTrim() is called as many times as
+   * pauseTrim() was: wrap bulk work that frees and reallocates a lot.
+   */
+  pauseTrim(): void {
+    this.pauses++;
+  }
+
+  /** Undoes one pauseTrim(). */
+  resumeTrim(): void {
+    if (this.pauses > 0) this.pauses--;
+  }
+
+  /** Runs `fn` with automatic trims paused, resuming them however it ends. */
+  async withTrimPaused<T>(fn: () => T | Promise<T>): Promise<T> {
+    this.pauseTrim();
+    try {
+      return await fn();
+    } finally {
+      this.resumeTrim();
+    }
+  }
+
+  /** Samples in history, oldest first. */
+  history(): Sample[] {
+    return this.ring.toArray();
+  }
+
+  /** The newest sample, or null before the first. */
+  latest(): Sample | null {
+    const h = this.ring.toArray();
+    return h.length ? h[h.length - 1] : null;
+  }
+
+  budget(): Budget {
+    const elapsed = this.running ? performance.now() - this.startedAt : 0;
+    return {
+      maxOverhead: this.maxOverhead,
+      intervalMs: this.intervalMs,
+      effectiveIntervalMs: this.effectiveInterval,
+      lastSampleMs: this.recentCosts.length ? this.recentCosts[this.recentCosts.length - 1] : null,
+      overhead: elapsed > 0 ? this.sampleMsTotal / elapsed : 0,
+    };
+  }
+
+  stats(): MonitorStats {
+    const h = this.ring.toArray();
+    const rate = (key: 'rssBytes' | 'allocatedBytes'): number | null => {
+      if (h.length < 2) return null;
+      const a = h[0];
+      const b = h[h.length - 1];
+      const dt = (b.timestamp - a.timestamp) / 1000;
+      if (a[key] === null || b[key] === null || dt <= 0) return null;
+      return (b[key]! - a[key]!) / dt;
+    };
+    return {
+      samples: h.length,
+      peakRssBytes: this.peaks.rss,
+      peakAllocatedBytes: this.peaks.allocated,
+      peakFreeBytes: this.peaks.free,
+      rssBytesPerSecond: rate('rssBytes'),
+      allocatedBytesPerSecond: rate('allocatedBytes'),
+      trims: this.trims,
+      trimReleasedBytes: this.trimReleased,
+      trimIntervalMs: this.policy ? this.policy.minIntervalMs * this.backoff : null,
+      trimPaused: this.pauses > 0,
+    };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Sample> {
+    this.iterated = true;
+    return {
+      next: () => {
+        const queued = this.queue.shift();
+        if (queued) return Promise.resolve({ value: queued, done: false });
+        if (!this.running) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => this.waiters.push(resolve));
+      },
+      return: () => {
+        this.queue.length = 0;
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  private schedule(delay: number): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => void this.tick(), delay);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (!this.running || this.inFlight) return;
+    this.inFlight = true;
+    try {
+      const snap = await snapshotAsync({ detail: this.detail });
+      this.account(snap.durationMs);
+      const sample: Sample = { ...snap, intervalMs: this.effectiveInterval };
+      this.record(sample);
+      if (this.running) this.deliver(sample);
+      await this.maybeTrim(sample);
+    } catch (err) {
+      this.fail(err as Error);
+    } finally {
+      this.inFlight = false;
+      this.schedule(this.effectiveInterval);
+    }
+  }
+
+  private account(costMs: number): void {
+    this.sampleMsTotal += costMs;
+    this.recentCosts.push(costMs);
+    if (this.recentCosts.length > 5) this.recentCosts.shift();
+    const worst = Math.max(...this.recentCosts);
+    this.effectiveInterval = Math.max(this.intervalMs, Math.ceil(worst / this.maxOverhead));
+  }
+
+  private record(s: Sample): void {
+    this.ring.push(s);
+    const max = (a: number | null, b: number | null) => (b === null ? a : a === null ? b : Math.max(a, b));
+    this.peaks.rss = max(this.peaks.rss, s.rssBytes);
+    this.peaks.allocated = max(this.peaks.allocated, s.allocatedBytes);
+    this.peaks.free = max(this.peaks.free, s.freeBytes);
+  }
+
+  private deliver(s: Sample): void {
+    this.emit('sample', s);
+    const waiter = this.waiters.shift();
+    if (waiter) waiter({ value: s, done: false });
+    else if (this.iterated) {
+      // An iterator exists but is busy: keep the sample for it, bounded like the history.
+      this.queue.push(s);
+      if (this.queue.length > this.ring.size) this.queue.shift();
+    }
+  }
+
+  private async maybeTrim(s: Sample): Promise<void> {
+    const p = this.policy;
+    if (!p || !this.running || this.pauses > 0 || !allocator().canTrim) return;
+    if (
+      s.freeBytes === null ||
+      s.ratios.fragmentation === null ||
+      s.rssBytes === null ||
+      s.allocatedBytes === null
+    )
+      return;
+    if (s.freeBytes < p.minFreeBytes || s.ratios.fragmentation < p.minFragmentation) return;
+    if (performance.now() - this.lastTrimAt < p.minIntervalMs * this.backoff) return;
+    const overhead = s.rssBytes - s.allocatedBytes;
+    if (this.lastTrimOverhead !== null && overhead - this.lastTrimOverhead < p.minGrowthBytes) return;
+    const result: TrimResult = await trim();
+    this.lastTrimAt = performance.now();
+    this.lastTrimOverhead =
+      result.rssAfterBytes !== null ? result.rssAfterBytes - s.allocatedBytes : overhead;
+    this.trims++;
+    const released = result.releasedBytes ?? 0;
+    this.trimReleased += Math.max(0, released);
+    this.backoff = released < p.minReleasedBytes ? Math.min(this.backoff * 2, p.maxBackoff) : 1;
+    this.emit('trim', result);
+  }
+
+  private fail(err: Error): void {
+    this.lastError = err;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+}
+
+/** Creates and starts a Monitor. */
+export function monitor(options?: MonitorOptions): Monitor {
+  return new Monitor(options);
+}

@@ -1,0 +1,115 @@
+// OpenTelemetry metrics through @opentelemetry/api (a peer dependency): observable instruments
+// read together, off the JS thread, once per collection.
+import { allocator, snapshot, snapshotAsync, trimLog } from './core';
+import type { Snapshot } from './types';
+import { checkBoolean, checkKeys, checkOptions, describe } from './validate';
+
+/** The part of an @opentelemetry/api Meter this module uses. */
+export interface OtelMeter {
+  createObservableGauge(name: string, options?: { description?: string; unit?: string }): unknown;
+  createObservableCounter(name: string, options?: { description?: string; unit?: string }): unknown;
+  addBatchObservableCallback(
+    callback: (observer: {
+      observe(instrument: unknown, value: number, attributes?: object): void;
+    }) => unknown,
+    observables: unknown[],
+  ): void;
+  removeBatchObservableCallback(
+    callback: (observer: {
+      observe(instrument: unknown, value: number, attributes?: object): void;
+    }) => unknown,
+    observables: unknown[],
+  ): void;
+}
+
+export interface OpenTelemetryOptions {
+  /** Prefix of every instrument name. Default 'fragstat.'. */
+  prefix?: string;
+  /** Read detail figures (glibc: largest free chunk, arenas, external ratio). Default false. */
+  detail?: boolean;
+}
+
+type Figure = (s: Snapshot) => number | null;
+
+const gauges: { name: string; description: string; unit: string; value: Figure }[] = [
+  { name: 'rss', description: 'Resident set size of the process', unit: 'By', value: (s) => s.rssBytes },
+  { name: 'allocated', description: 'Bytes in live allocations', unit: 'By', value: (s) => s.allocatedBytes },
+  {
+    name: 'free',
+    description: 'Bytes the allocator holds that serve no allocation',
+    unit: 'By',
+    value: (s) => s.freeBytes,
+  },
+  { name: 'heap', description: "The allocator's footprint", unit: 'By', value: (s) => s.heapBytes },
+  { name: 'fragmentation', description: 'free / heap', unit: '1', value: (s) => s.ratios.fragmentation },
+  { name: 'rss_ratio', description: 'rss / allocated', unit: '1', value: (s) => s.ratios.rss },
+  { name: 'arenas', description: 'Allocator arenas in use', unit: '{arena}', value: (s) => s.arenas },
+  {
+    name: 'largest_free',
+    description: 'Largest single free block',
+    unit: 'By',
+    value: (s) => s.largestFreeBytes,
+  },
+  {
+    name: 'external_fragmentation',
+    description: '1 - largest_free / free',
+    unit: '1',
+    value: (s) => s.ratios.external,
+  },
+];
+
+/**
+ * Creates fragstat's observable instruments on `meter` (from @opentelemetry/api's
+ * metrics.getMeter()). Every observation carries the attribute `allocator`. Returns a function
+ * that removes the callback.
+ */
+export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryOptions): () => void {
+  if (meter === null || typeof meter !== 'object' || typeof meter.addBatchObservableCallback !== 'function') {
+    throw new TypeError(
+      `Expected an OpenTelemetry Meter for registerOpenTelemetry(meter) but received ${describe(meter)}`,
+    );
+  }
+  const o = checkOptions('registerOpenTelemetry(meter, options)', options);
+  checkKeys('registerOpenTelemetry(meter, options)', o, ['prefix', 'detail']);
+  const prefix = o.prefix === undefined ? 'fragstat.' : o.prefix;
+  if (typeof prefix !== 'string')
+    throw new TypeError(`Expected a string for options.prefix but received ${describe(prefix)}`);
+  const detail = checkBoolean('options.detail', o.detail, false);
+  const info = allocator();
+  const attributes = { allocator: info.name };
+  const probe = snapshot({ detail });
+
+  const observed: { instrument: unknown; value: Figure }[] = [];
+  for (const g of gauges) {
+    const available = g.value(probe) !== null;
+    if (!available) continue;
+    observed.push({
+      instrument: meter.createObservableGauge(prefix + g.name, { description: g.description, unit: g.unit }),
+      value: g.value,
+    });
+  }
+  const trims = meter.createObservableCounter(`${prefix}trims`, {
+    description: 'Trims run in this thread',
+    unit: '{trim}',
+  });
+  const released = meter.createObservableCounter(`${prefix}trim.released`, {
+    description: 'RSS released by those trims',
+    unit: 'By',
+  });
+
+  const callback = async (observer: {
+    observe(instrument: unknown, value: number, attributes?: object): void;
+  }) => {
+    const s = await snapshotAsync({ detail });
+    for (const { instrument, value } of observed) {
+      const v = value(s);
+      if (v !== null && Number.isFinite(v)) observer.observe(instrument, v, attributes);
+    }
+    const log = trimLog();
+    observer.observe(trims, log.count, attributes);
+    observer.observe(released, log.releasedBytesTotal, attributes);
+  };
+  const all = [...observed.map((x) => x.instrument), trims, released];
+  meter.addBatchObservableCallback(callback, all);
+  return () => meter.removeBatchObservableCallback(callback, all);
+}

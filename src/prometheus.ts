@@ -1,0 +1,225 @@
+// Prometheus metrics through prom-client (a peer dependency): gauges read on scrape, off the JS
+// thread, one snapshot shared by every metric of a scrape.
+import { allocator, snapshot, snapshotAsync, trimLog } from './core';
+import type { Snapshot } from './types';
+import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
+
+/** The part of a prom-client Registry this module uses. */
+export interface PromRegistry {
+  getSingleMetric(name: string): unknown;
+  registerMetric(metric: unknown): void;
+  removeSingleMetric(name: string): void;
+}
+
+export interface PrometheusOptions {
+  /** Prefix of every metric name. Default 'fragstat_'. */
+  prefix?: string;
+  /** Read detail figures (glibc: largest free chunk, arenas, external ratio) on each scrape. Default false. */
+  detail?: boolean;
+  /** Scrapes within this many ms of a snapshot reuse it. Default 1000. */
+  cacheMs?: number;
+  /**
+   * The prom-client module to build metrics with. Default: require('prom-client') as resolved from
+   * fragstat, which is the application's copy when npm deduplicates the peer dependency.
+   */
+  client?: unknown;
+}
+
+type Figure = (s: Snapshot) => number | null;
+
+interface Def {
+  name: string;
+  help: string;
+  kind: 'gauge' | 'counter';
+  value: Figure | (() => number);
+}
+
+const defs: Def[] = [
+  {
+    name: 'rss_bytes',
+    help: 'Resident set size of the process (/proc/self/statm).',
+    kind: 'gauge',
+    value: (s) => s.rssBytes,
+  },
+  {
+    name: 'allocated_bytes',
+    help: 'Bytes in live allocations, as the allocator counts them.',
+    kind: 'gauge',
+    value: (s) => s.allocatedBytes,
+  },
+  {
+    name: 'free_bytes',
+    help: 'Bytes the allocator holds that serve no allocation.',
+    kind: 'gauge',
+    value: (s) => s.freeBytes,
+  },
+  {
+    name: 'heap_bytes',
+    help: "The allocator's footprint (allocated + free).",
+    kind: 'gauge',
+    value: (s) => s.heapBytes,
+  },
+  {
+    name: 'fragmentation_ratio',
+    help: 'free_bytes / heap_bytes.',
+    kind: 'gauge',
+    value: (s) => s.ratios.fragmentation,
+  },
+  {
+    name: 'rss_to_allocated_ratio',
+    help: 'rss_bytes / allocated_bytes.',
+    kind: 'gauge',
+    value: (s) => s.ratios.rss,
+  },
+  { name: 'arenas', help: 'Allocator arenas in use.', kind: 'gauge', value: (s) => s.arenas },
+  {
+    name: 'largest_free_bytes',
+    help: 'Largest single free block.',
+    kind: 'gauge',
+    value: (s) => s.largestFreeBytes,
+  },
+  {
+    name: 'external_fragmentation_ratio',
+    help: '1 - largest_free_bytes / free_bytes.',
+    kind: 'gauge',
+    value: (s) => s.ratios.external,
+  },
+  {
+    name: 'snapshot_duration_seconds',
+    help: 'Time the last allocator read took.',
+    kind: 'gauge',
+    value: (s) => s.durationMs / 1000,
+  },
+  {
+    name: 'trims_total',
+    help: 'Trims run in this process (this thread).',
+    kind: 'counter',
+    value: () => trimLog().count,
+  },
+  {
+    name: 'trim_released_bytes_total',
+    help: 'RSS released by those trims.',
+    kind: 'counter',
+    value: () => trimLog().releasedBytesTotal,
+  },
+];
+
+/** What registerPrometheus() did. */
+export interface PrometheusRegistration {
+  /** Names of the metrics now in the registry. */
+  names: string[];
+  /** Removes them from the registry. */
+  unregister(): void;
+}
+
+interface PromClient {
+  Gauge: new (config: object) => { set(labels: object, v: number): void; reset(): void };
+  Counter: new (config: object) => { inc(labels: object, v: number): void; reset(): void };
+}
+
+/**
+ * Registers fragstat's metrics in `registry` (a prom-client Registry, e.g. `client.register`).
+ * Every metric carries an `allocator` label; figures the running allocator cannot report are not
+ * registered, and a figure unknown at one scrape is left out of it. Registering again in the same
+ * registry does not throw: metrics already there are kept.
+ */
+export function registerPrometheus(
+  registry: PromRegistry,
+  options?: PrometheusOptions,
+): PrometheusRegistration {
+  if (
+    registry === null ||
+    typeof registry !== 'object' ||
+    typeof registry.getSingleMetric !== 'function' ||
+    typeof registry.registerMetric !== 'function'
+  ) {
+    throw new TypeError(
+      `Expected a prom-client Registry for registerPrometheus(registry) but received ${describe(registry)}`,
+    );
+  }
+  const o = checkOptions('registerPrometheus(registry, options)', options);
+  checkKeys('registerPrometheus(registry, options)', o, ['prefix', 'detail', 'cacheMs', 'client']);
+  const prefix = o.prefix === undefined ? 'fragstat_' : o.prefix;
+  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(prefix)) {
+    throw new TypeError(
+      `Expected a metric-name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*) for options.prefix but received ${describe(prefix)}`,
+    );
+  }
+  const detail = checkBoolean('options.detail', o.detail, false);
+  const cacheMs = checkNumber('options.cacheMs', o.cacheMs, 1000, 0, Infinity);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const client = (o.client ?? require('prom-client')) as PromClient;
+
+  const info = allocator();
+  let cached: { at: number; promise: Promise<Snapshot> } | null = null;
+  const current = (): Promise<Snapshot> => {
+    const now = performance.now();
+    if (!cached || now - cached.at > cacheMs) {
+      cached = { at: now, promise: snapshotAsync({ detail }) };
+      cached.promise.catch(() => {
+        cached = null;
+      });
+    }
+    return cached.promise;
+  };
+  const labels = { allocator: info.name };
+  const names: string[] = [];
+  const added: string[] = [];
+
+  // Figures the running allocator never has (mimalloc's live bytes, glibc's arenas without
+  // detail, everything but RSS when nothing is known) are not registered at all: one snapshot
+  // (with detail when asked) tells which.
+  const probe = snapshot({ detail });
+  for (const d of defs) {
+    const available = d.kind === 'counter' || (d.value as Figure)(probe) !== null;
+    if (!available) continue;
+    const name = prefix + d.name;
+    names.push(name);
+    if (registry.getSingleMetric(name)) continue;
+    const value = d.value;
+    const config = {
+      name,
+      help: d.help,
+      labelNames: ['allocator'],
+      registers: [registry],
+      async collect(this: {
+        set?(l: object, v: number): void;
+        inc?(l: object, v: number): void;
+        reset(): void;
+      }) {
+        this.reset();
+        if (d.kind === 'counter') {
+          this.inc!(labels, (value as () => number)());
+          return;
+        }
+        const v = (value as Figure)(await current());
+        if (v !== null && Number.isFinite(v)) this.set!(labels, v);
+      },
+    };
+    if (d.kind === 'counter') new client.Counter(config);
+    else new client.Gauge(config);
+    added.push(name);
+  }
+
+  const infoName = `${prefix}allocator_info`;
+  names.push(infoName);
+  if (!registry.getSingleMetric(infoName)) {
+    new client.Gauge({
+      name: infoName,
+      help: 'The allocator serving malloc (value 1), with its version.',
+      labelNames: ['allocator', 'version'],
+      registers: [registry],
+      collect(this: { set(l: object, v: number): void }) {
+        this.set({ allocator: info.name, version: info.version ?? 'unknown' }, 1);
+      },
+    });
+    added.push(infoName);
+  }
+
+  return {
+    names,
+    unregister() {
+      for (const n of added) registry.removeSingleMetric(n);
+    },
+  };
+}
