@@ -92,7 +92,12 @@ Backend& CurrentBackend();
 Backend* ProbeJemalloc();
 Backend* ProbeTcmalloc();
 Backend* ProbeMimalloc();
-Backend* ProbeGlibc();
+// Sets `present` when glibc is the C library; returns a backend only when glibc serves malloc.
+Backend* ProbeGlibc(bool& present);
+// jemalloc built without statistics cannot be probed by its counters; this names it when its
+// control interface is there but its statistics are not. Call it only once glibc, tcmalloc and
+// mimalloc are ruled out.
+Backend* ProbeJemallocWithoutStats();
 Backend* MakeUnknown(std::string reason);
 
 // Keeps the compiler from eliding a malloc/free pair used as a probe.

@@ -58,7 +58,15 @@ Backend& CurrentBackend() {
     if (Backend* b = ProbeJemalloc()) return b;
     if (Backend* b = ProbeTcmalloc()) return b;
     if (Backend* b = ProbeMimalloc()) return b;
-    if (Backend* b = ProbeGlibc()) return b;
+    bool glibc_present = false;
+    if (Backend* b = ProbeGlibc(glibc_present)) return b;
+    if (Backend* b = ProbeJemallocWithoutStats()) return b;
+    if (glibc_present) {
+      return MakeUnknown(
+          "malloc is served by an allocator fragstat does not recognise (glibc is the C library, but "
+          "its heap did not move when malloc ran, and no jemalloc, tcmalloc or mimalloc owns the "
+          "block): only rssBytes is reported and trim is not supported");
+    }
     return MakeUnknown(
         "no supported allocator serves malloc here (not glibc: gnu_get_libc_version is missing, "
         "as on musl; no preloaded jemalloc, tcmalloc or mimalloc): only rssBytes is reported and "

@@ -110,6 +110,7 @@ bool ParseMallocInfo(const char* xml, size_t len, Detail& out) {
         return false;
       }
       Attr(tag, gt, "from", from);
+      if (!(to < 1e18)) return false;  // no real chunk is this big; keeps the cast below defined
       const unsigned long long to_bits = static_cast<unsigned long long>(to);
       const unsigned long long flags = to_bits & kFlagBits;
       const bool fastbin = TagIs(tag, gt, "size") && flags == 0;
@@ -270,10 +271,33 @@ class GlibcBackend final : public Backend {
 
 }  // namespace
 
-Backend* ProbeGlibc() {
+Backend* ProbeGlibc(bool& present) {
   auto version = Resolve<GnuGetLibcVersionFn>("gnu_get_libc_version");
+  present = version != nullptr;
   if (version == nullptr) return nullptr;
-  return new GlibcBackend(version);
+  // glibc's entry points resolve under any preloaded allocator and then describe an unused heap:
+  // check that a malloc moves glibc's own count of live bytes (in the arena, or mmapped when the
+  // threshold was lowered). 4000 bytes is above tcache's largest size, so no cached chunk hides
+  // it; other threads can move the count too, hence three tries.
+  auto mi2 = Resolve<Mallinfo2Fn>("mallinfo2");
+  auto mi = Resolve<MallinfoFn>("mallinfo");
+  if (mi2 == nullptr && mi == nullptr) return new GlibcBackend(version);  // cannot tell: trust it
+  auto live = [&]() -> double {
+    if (mi2 != nullptr) {
+      MallInfo2 m = mi2();
+      return static_cast<double>(m.uordblks) + static_cast<double>(m.hblkhd);
+    }
+    MallInfo m = mi();
+    return static_cast<double>(static_cast<unsigned>(m.uordblks)) + static_cast<unsigned>(m.hblkhd);
+  };
+  for (int attempt = 0; attempt < 3; attempt++) {
+    const double before = live();
+    void* p = ProbeAllocate(4000);
+    const double after = live();
+    ProbeFree(p);
+    if (after - before >= 4000) return new GlibcBackend(version);
+  }
+  return nullptr;
 }
 
 }  // namespace fragstat

@@ -194,4 +194,15 @@ Backend* ProbeJemalloc() {
   return new JemallocBackend(mallctl, nametomib, bymib);
 }
 
+Backend* ProbeJemallocWithoutStats() {
+  auto mallctl = Resolve<MallctlFn>("mallctl");
+  auto nametomib = Resolve<NameToMibFn>("mallctlnametomib");
+  auto bymib = Resolve<MallctlByMibFn>("mallctlbymib");
+  if (mallctl == nullptr || nametomib == nullptr || bymib == nullptr) return nullptr;
+  bool stats = true;
+  size_t sz = sizeof(stats);
+  if (mallctl("config.stats", &stats, &sz, nullptr, 0) != 0 || stats) return nullptr;
+  return new JemallocBackend(mallctl, nametomib, bymib);
+}
+
 }  // namespace fragstat

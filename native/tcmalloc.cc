@@ -39,13 +39,9 @@ class TcmallocBackend final : public Backend {
            "largestFreeBytes are null.";
   }
   const std::vector<const char*>& RawFieldNames() const override {
-    static const std::vector<const char*> names = {"generic.current_allocated_bytes",
-                                                   "generic.heap_size",
-                                                   "tcmalloc.pageheap_free_bytes",
-                                                   "tcmalloc.pageheap_unmapped_bytes",
-                                                   "tcmalloc.current_total_thread_cache_bytes",
-                                                   "tcmalloc.central_cache_free_bytes",
-                                                   "tcmalloc.transfer_cache_free_bytes"};
+    static const std::vector<const char*> names = {
+        "generic.current_allocated_bytes", "generic.heap_size", "tcmalloc.pageheap_free_bytes",
+        "tcmalloc.pageheap_unmapped_bytes", "tcmalloc.current_total_thread_cache_bytes"};
     return names;
   }
   bool HasStats() const override { return true; }

@@ -43,6 +43,7 @@ describe('glibc (no preload)', () => {
     expect(r.snap.allocatedBytes).toBe(r.snap.raw.uordblks! + r.snap.raw.hblkhd!);
     expect(r.snap.freeBytes).toBe(r.snap.raw.fordblks);
     expect(r.snap.heapBytes).toBe(r.snap.raw.arena! + r.snap.raw.hblkhd!);
+    for (const v of Object.values(r.snap.raw)) expect(typeof v).toBe('number');
     expect(r.snap.arenas).toBeNull();
     expect(r.snap.largestFreeBytes).toBeNull();
     expect(r.detail.arenas).toBeGreaterThanOrEqual(1);
@@ -65,6 +66,9 @@ for (const { name, version } of others) {
       expect(r.info.version).toMatch(version);
       expect(r.snap.allocator).toBe(name);
       for (const field of glibcFields) expect(r.snap.raw).not.toHaveProperty(field);
+      // Every raw field the allocator lists is read.
+      expect(Object.keys(r.snap.raw)).toEqual(r.info.rawFields);
+      for (const v of Object.values(r.snap.raw)) expect(typeof v).toBe('number');
       expect(r.detail.detail).toBeNull();
       expect(r.detail.largestFreeBytes).toBeNull();
       expect(r.snap.rssBytes!).toBeGreaterThan(10 * 1024 * 1024);
@@ -111,8 +115,10 @@ describe('nothing known (every allocator symbol hidden, as on musl)', () => {
     }
     expect(r.snap.ratios).toEqual({ fragmentation: null, external: null, rss: null });
     expect(r.snap.raw).toEqual({});
-    expect(r.trim).toEqual({
+    expect(typeof r.trim.timestamp).toBe('number');
+    expect({ ...r.trim, timestamp: 0 }).toEqual({
       allocator: 'unknown',
+      timestamp: 0,
       supported: false,
       rssBeforeBytes: null,
       rssAfterBytes: null,
@@ -121,6 +127,22 @@ describe('nothing known (every allocator symbol hidden, as on musl)', () => {
       returnValue: null,
       blockingMs: null,
     });
+  });
+});
+
+describe.runIf(havePreload('mimalloc'))('an allocator the probes do not recognise', () => {
+  it('is not mistaken for glibc (whose heap does not move) and reports RSS only', () => {
+    // mimalloc serves malloc, but its probe symbol is hidden: fragstat must not describe glibc's unused heap.
+    const r = evalJson<Probe>(probe, {
+      preload: 'mimalloc',
+      env: { FRAGSTAT_HIDE_SYMBOLS: 'mi_is_in_heap_region' },
+    });
+    expect(r.info.name).toBe('unknown');
+    expect(r.info.limitations).toMatch(/does not recognise/);
+    expect(r.snap.allocatedBytes).toBeNull();
+    expect(r.snap.raw).toEqual({});
+    expect(r.snap.rssBytes!).toBeGreaterThan(10 * 1024 * 1024);
+    expect(r.trim.supported).toBe(false);
   });
 });
 

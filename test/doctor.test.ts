@@ -1,0 +1,144 @@
+// doctor(): each rule fires on the numbers it documents, and never on a small heap where a high
+// ratio means nothing (the byte floor).
+import { describe, expect, it } from 'vitest';
+import * as fragstat from '..';
+import type { Snapshot, Finding } from '..';
+import { MiB, runNode } from './helpers';
+
+const GiB = 1024 * MiB;
+
+function snap(over: Partial<Snapshot> & { ratios?: Partial<Snapshot['ratios']> }): Snapshot {
+  const base: Snapshot = {
+    allocator: 'glibc',
+    timestamp: Date.now(),
+    rssBytes: 100 * MiB,
+    allocatedBytes: 50 * MiB,
+    freeBytes: 5 * MiB,
+    heapBytes: 55 * MiB,
+    largestFreeBytes: null,
+    arenas: null,
+    ratios: { fragmentation: 5 / 55, external: null, rss: 2 },
+    durationMs: 0.01,
+    mayHaveWrapped: false,
+    raw: {},
+    detail: null,
+  };
+  const s = { ...base, ...over, ratios: { ...base.ratios, ...over.ratios } };
+  if (over.freeBytes !== undefined || over.heapBytes !== undefined) {
+    s.ratios.fragmentation = over.ratios?.fragmentation ?? s.freeBytes! / s.heapBytes!;
+  }
+  return s;
+}
+
+const ids = (f: Finding[]) => f.map((x) => `${x.id}:${x.severity}`);
+const noV8 = { v8HeapBytes: 0 };
+
+describe('rules', () => {
+  it('finds nothing on a healthy heap', () => {
+    expect(fragstat.doctor(snap({}), noV8)).toEqual([]);
+  });
+
+  it('trimmable-free-memory: warn at 64 MiB and 25%, critical at 512 MiB and 50%', () => {
+    expect(ids(fragstat.doctor(snap({ freeBytes: 100 * MiB, heapBytes: 300 * MiB }), noV8))).toEqual([
+      'trimmable-free-memory:warn',
+    ]);
+    const crit = fragstat.doctor(
+      snap({ freeBytes: 600 * MiB, heapBytes: 1000 * MiB, rssBytes: 1100 * MiB }),
+      noV8,
+    );
+    expect(ids(crit)).toContain('trimmable-free-memory:critical');
+    const f = crit.find((x) => x.id === 'trimmable-free-memory')!;
+    expect(f.numbers).toMatchObject({ freeBytes: 600 * MiB, fragmentation: 0.6 });
+    expect(f.advice).toMatch(/trim\(\)/);
+  });
+
+  it('byte floor: 90% free of a 40 MiB heap is not reported', () => {
+    expect(fragstat.doctor(snap({ freeBytes: 36 * MiB, heapBytes: 40 * MiB }), noV8)).toEqual([]);
+  });
+
+  it('glibc-arenas: many arenas and much free memory advise MALLOC_ARENA_MAX and the jemalloc command', () => {
+    const f = fragstat.doctor(
+      snap({ arenas: 8, freeBytes: 300 * MiB, heapBytes: 600 * MiB, rssBytes: 700 * MiB }),
+      noV8,
+    );
+    const a = f.find((x) => x.id === 'glibc-arenas')!;
+    expect(a.severity).toBe('warn');
+    expect(a.advice).toMatch(/MALLOC_ARENA_MAX=2/);
+    expect(a.advice).toMatch(/LD_PRELOAD=\S*libjemalloc\.so\.2|apt-get install libjemalloc2/);
+    expect(a.numbers.arenas).toBe(8);
+    // Not with few arenas, and not under another allocator.
+    expect(
+      ids(fragstat.doctor(snap({ arenas: 2, freeBytes: 300 * MiB, heapBytes: 600 * MiB }), noV8)),
+    ).not.toContain('glibc-arenas:warn');
+  });
+
+  it('rss-above-allocated: compares RSS outside the V8 heap with malloc live bytes, with a byte floor', () => {
+    const s = snap({ rssBytes: 1300 * MiB, allocatedBytes: 200 * MiB });
+    expect(ids(fragstat.doctor(s, noV8))).toContain('rss-above-allocated:critical'); // 6.5x and 1100 MiB over
+    expect(ids(fragstat.doctor(s, { v8HeapBytes: 500 * MiB }))).toEqual(['rss-above-allocated:warn']); // 4x, 600 MiB
+    expect(ids(fragstat.doctor(s, { v8HeapBytes: 1000 * MiB }))).toEqual([]); // 1.5x but only 100 MiB over
+    expect(ids(fragstat.doctor(snap({ rssBytes: 60 * MiB, allocatedBytes: 3 * MiB }), noV8))).toEqual([]); // 20x of nothing
+  });
+
+  it('peak-above-current: from a monitor peak or glibc arena maxima', () => {
+    const stats = { peakRssBytes: 2 * GiB } as fragstat.MonitorStats;
+    const f = fragstat.doctor(snap({ rssBytes: 500 * MiB, allocatedBytes: 400 * MiB }), { ...noV8, stats });
+    expect(ids(f)).toEqual(['peak-above-current:info']);
+    expect(f[0].numbers).toEqual({ peakBytes: 2 * GiB, currentBytes: 500 * MiB });
+  });
+
+  it('mallinfo-may-wrap: info below 2 GiB of RSS, warn above', () => {
+    expect(ids(fragstat.doctor(snap({ mayHaveWrapped: true }), noV8))).toEqual(['mallinfo-may-wrap:info']);
+    expect(
+      ids(
+        fragstat.doctor(snap({ mayHaveWrapped: true, rssBytes: 3 * GiB, allocatedBytes: 2.9 * GiB }), noV8),
+      ),
+    ).toEqual(['mallinfo-may-wrap:warn']);
+  });
+
+  it('no-allocator-stats when only RSS is known', () => {
+    const s = snap({
+      allocator: 'unknown',
+      allocatedBytes: null,
+      freeBytes: null,
+      heapBytes: null,
+      ratios: { fragmentation: null, rss: null },
+    });
+    expect(ids(fragstat.doctor(s, noV8))).toEqual(['no-allocator-stats:info']);
+  });
+
+  it('sorts worst first and rejects what is not a snapshot', () => {
+    const f = fragstat.doctor(
+      snap({ freeBytes: 600 * MiB, heapBytes: 1000 * MiB, rssBytes: 1100 * MiB, mayHaveWrapped: true }),
+      noV8,
+    );
+    expect(f[0].severity).toBe('critical');
+    expect(f[f.length - 1].severity).toBe('info');
+    expect(() => fragstat.doctor({} as Snapshot)).toThrow(TypeError);
+    expect(() => fragstat.doctor(snap({}), { threshold: 1 } as never)).toThrow(/Unknown option "threshold"/);
+  });
+});
+
+describe('on a real fragmented heap', () => {
+  it('recommends a trim, and the trim releases what it said was free', () => {
+    const r = runNode([
+      '--expose-gc',
+      '-e',
+      `const f = require(process.cwd());
+       const bufs = []; for (let i = 0; i < 4096; i++) bufs.push(Buffer.alloc(64 * 1024, 1));
+       for (let i = 1; i < bufs.length; i += 2) bufs[i] = null;
+       (async () => {
+         for (let i = 0; i < 6; i++) { gc(); await new Promise((r) => setTimeout(r, 25)); }
+         const findings = f.doctor();
+         const t = await f.trim();
+         process.stdout.write(JSON.stringify({ findings, t, kept: bufs.length }));
+       })();`,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    const trimmable = out.findings.find((x: Finding) => x.id === 'trimmable-free-memory');
+    expect(trimmable).toBeDefined();
+    expect(trimmable.numbers.freeBytes).toBeGreaterThan(120 * MiB);
+    expect(out.t.releasedBytes).toBeGreaterThan(0.7 * 128 * MiB);
+  });
+});
