@@ -31,16 +31,32 @@ export function preloadPath(name: Preload): string | null {
 
 /**
  * Whether tests under `name` can run. A missing library skips them, with the reason printed,
- * unless FRAGSTAT_REQUIRE_PRELOADS=1 (set in CI), where a missing library is a failure.
+ * unless FRAGSTAT_REQUIRE_SYSTEM=1 (set in CI), where a missing library is a failure.
  */
 export function havePreload(name: Preload): boolean {
   if (preloadPath(name) !== null) return true;
   const msg = `${libraryNames[name].file} not found (Debian: apt-get install ${libraryNames[name].debian})`;
-  if (process.env.FRAGSTAT_REQUIRE_PRELOADS === '1') {
-    throw new Error(`${msg}, and FRAGSTAT_REQUIRE_PRELOADS=1 requires it`);
+  if (process.env.FRAGSTAT_REQUIRE_SYSTEM === '1') {
+    throw new Error(`${msg}, and FRAGSTAT_REQUIRE_SYSTEM=1 requires it`);
   }
   console.warn(`skipping ${name} tests: ${msg}`);
   return false;
+}
+
+/**
+ * Path of a system command (promtool, prometheus), or null. Missing: skip with a message, unless
+ * FRAGSTAT_REQUIRE_SYSTEM=1, where it fails.
+ */
+export function systemCommand(name: string, debian: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const p = path.join(dir, name);
+    if (dir && existsSync(p)) return p;
+  }
+  const msg = `${name} not found (Debian: apt-get install ${debian})`;
+  if (process.env.FRAGSTAT_REQUIRE_SYSTEM === '1')
+    throw new Error(`${msg}, and FRAGSTAT_REQUIRE_SYSTEM=1 requires it`);
+  console.warn(`skipping tests that need ${name}: ${msg}`);
+  return null;
 }
 
 export interface RunResult {

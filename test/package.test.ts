@@ -32,12 +32,13 @@ describe('entry points', () => {
          same: names.every((n) => esm[n] === cjs[n]), name: esm.allocator().name }));`,
     ]);
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({
-      names: ['allocator', 'snapshot', 'snapshotAsync', 'trim', 'trimSync'],
-      cjsNames: ['allocator', 'snapshot', 'snapshotAsync', 'trim', 'trimSync'],
-      same: true,
-      name: 'glibc',
-    });
+    const out = JSON.parse(r.stdout);
+    expect(out.names).toEqual(out.cjsNames);
+    expect(out.names).toEqual(
+      expect.arrayContaining(['allocator', 'snapshot', 'snapshotAsync', 'trim', 'trimSync', 'monitor']),
+    );
+    expect(out.same).toBe(true);
+    expect(out.name).toBe('glibc');
   });
 
   it('the declaration files type-check CommonJS and ESM consumers (tsc)', () => {
@@ -45,6 +46,34 @@ describe('entry points', () => {
     const r = runNode([tsc, '-p', path.join(root, 'test/consumer/tsconfig.json')]);
     expect(r.stdout + r.stderr).toBe('');
     expect(r.code).toBe(0);
+  });
+
+  it('two evaluations of the module (a cleared require cache) both keep working', () => {
+    const r = runNode([
+      '-e',
+      `const a = require('.');
+       for (const k of Object.keys(require.cache)) if (k.includes('/dist/')) delete require.cache[k];
+       const b = require('.');
+       const keep = Buffer.alloc(64 * 1024 * 1024, 1);
+       process.stdout.write(JSON.stringify({ same: a === b, a: a.snapshot().allocatedBytes, b: b.snapshot().allocatedBytes,
+         at: a.trimSync().supported, bt: b.trimSync().supported, keep: keep.length }));`,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.same).toBe(false);
+    expect(out.a).toBeGreaterThan(64 * 1024 * 1024);
+    expect(out.b).toBeGreaterThan(64 * 1024 * 1024);
+    expect(out.at && out.bt).toBe(true);
+  });
+
+  it('loads where code generation from strings is disallowed', () => {
+    const r = runNode([
+      '--disallow-code-generation-from-strings',
+      '-e',
+      `console.log(require('.').snapshot().allocator)`,
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('glibc');
   });
 
   it('installs nothing surprising: the only install step is node-gyp-build', () => {

@@ -1,0 +1,14 @@
+// Health endpoint in an Express app; trimming over HTTP enabled behind a (toy) token check.
+const express = require('express');
+const fragstat = require('fragstat');
+
+const app = express();
+app.get('/health/memory', fragstat.healthHandler());
+
+const requireToken = (req, res, next) =>
+  req.get('authorization') === `Bearer ${process.env.ADMIN_TOKEN}` ? next() : res.sendStatus(401);
+app.post('/admin/trim', requireToken, fragstat.healthHandler({ allowTrim: true, trimMinIntervalMs: 60_000 }));
+
+const server = app.listen(Number(process.env.PORT) || 3000, '127.0.0.1', () => {
+  console.log(`listening on http://127.0.0.1:${server.address().port}`);
+});

@@ -1,0 +1,102 @@
+// Every example in examples/ runs as written (servers on loopback), and the README shows each
+// one verbatim, so the README's examples are the ones tested here.
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { root, runNode } from './helpers';
+
+const examples = path.join(root, 'examples');
+
+/** Starts a server example, waits for "listening on URL", runs `fn(url, output)`, stops it. */
+async function withServer(
+  file: string,
+  env: Record<string, string>,
+  fn: (url: string, out: () => string) => Promise<void>,
+) {
+  const child = spawn(process.execPath, [path.join(examples, file)], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', ...env },
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no "listening on" from ${file}:\n${out}`)), 20_000);
+      const check = () => {
+        const m = /listening on (http:\/\/[\d.:]+)/.exec(out);
+        if (m) {
+          clearTimeout(t);
+          resolve(m[1]);
+        }
+      };
+      child.stdout.on('data', check);
+      child.on('exit', (code) => reject(new Error(`${file} exited with ${code}:\n${out}`)));
+    });
+    await fn(url, () => out);
+  } finally {
+    child.kill();
+  }
+}
+
+describe('examples', () => {
+  it('the README shows every example verbatim', () => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    for (const f of readdirSync(examples)) {
+      expect(readme, `README lacks examples/${f}`).toContain(
+        readFileSync(path.join(examples, f), 'utf8').trim(),
+      );
+    }
+  });
+
+  it('service.js: health, metrics, and a log line per sample', async () => {
+    await withServer('service.js', {}, async (url, out) => {
+      const health = await (await fetch(`${url}/health/memory`)).json();
+      expect(health.allocator).toBe('glibc');
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics).toMatch(/^fragstat_rss_bytes\{allocator="glibc"\} \d+$/m);
+      const line = out()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .find((l) => l.msg === 'native heap');
+      expect(line.malloc.allocatedBytes).toBeGreaterThan(0);
+    });
+  });
+
+  it('express.js: health for all, trimming only with the token and rate-limited', async () => {
+    await withServer('express.js', { ADMIN_TOKEN: 'secret' }, async (url) => {
+      expect((await fetch(`${url}/health/memory`)).status).toBe(200);
+      expect((await fetch(`${url}/admin/trim`, { method: 'POST' })).status).toBe(401);
+      const auth = { method: 'POST', headers: { authorization: 'Bearer secret' } };
+      const ok = await fetch(`${url}/admin/trim`, auth);
+      expect(ok.status).toBe(200);
+      expect((await ok.json()).supported).toBe(true);
+      expect((await fetch(`${url}/admin/trim`, auth)).status).toBe(429);
+    });
+  });
+
+  it('fastify.js: health', async () => {
+    await withServer('fastify.js', {}, async (url) => {
+      const res = await fetch(`${url}/health/memory`);
+      expect(res.status).toBe(200);
+      expect((await res.json()).status).toMatch(/^(ok|warn|critical)$/);
+    });
+  });
+
+  it('opentelemetry.js: exports the gauges and exits', () => {
+    const r = runNode([path.join(examples, 'opentelemetry.js')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/name: 'fragstat\.allocated'/);
+  });
+
+  it('trim-after-batch.js: reports the free memory and what the trim released', () => {
+    const r = runNode(['--expose-gc', path.join(examples, 'trim-after-batch.js')]);
+    expect(r.code, r.stderr).toBe(0);
+    const free = Number(/glibc: (\d+) MiB free \((\d+)% of the heap\)/.exec(r.stdout)![1]);
+    const released = Number(/trim released (\d+) MiB of RSS/.exec(r.stdout)![1]);
+    expect(free).toBeGreaterThan(100); // 128 MiB of Buffers freed
+    expect(released).toBeGreaterThan(90);
+  });
+});

@@ -1,0 +1,78 @@
+// registerOpenTelemetry(): observable instruments collected by the OpenTelemetry SDK, read back
+// from its in-memory exporter.
+import { metrics } from '@opentelemetry/api';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { describe, expect, it } from 'vitest';
+import * as fragstat from '..';
+
+async function collect(options?: fragstat.OpenTelemetryOptions) {
+  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const remove = fragstat.registerOpenTelemetry(provider.getMeter('test'), options);
+  await reader.forceFlush();
+  const points = new Map<string, { value: number; attributes: Record<string, unknown>; unit: string }>();
+  for (const rm of exporter.getMetrics()) {
+    for (const sm of rm.scopeMetrics) {
+      for (const m of sm.metrics) {
+        const p = m.dataPoints[0];
+        points.set(m.descriptor.name, {
+          value: p.value as number,
+          attributes: p.attributes,
+          unit: m.descriptor.unit,
+        });
+      }
+    }
+  }
+  remove();
+  await provider.shutdown();
+  return points;
+}
+
+describe('registerOpenTelemetry', () => {
+  it('reports the snapshot figures as observable gauges with units and an allocator attribute', async () => {
+    const keep = Buffer.alloc(32 * 1024 * 1024, 1);
+    const points = await collect({ detail: true });
+    const s = fragstat.snapshot();
+    expect([...points.keys()].sort()).toEqual(
+      [
+        'fragstat.rss',
+        'fragstat.allocated',
+        'fragstat.free',
+        'fragstat.heap',
+        'fragstat.fragmentation',
+        'fragstat.rss_ratio',
+        'fragstat.arenas',
+        'fragstat.largest_free',
+        'fragstat.external_fragmentation',
+        'fragstat.trims',
+        'fragstat.trim.released',
+      ].sort(),
+    );
+    const allocated = points.get('fragstat.allocated')!;
+    expect(allocated.unit).toBe('By');
+    expect(allocated.attributes).toEqual({ allocator: 'glibc' });
+    expect(allocated.value).toBeGreaterThan(keep.length);
+    expect(Math.abs(allocated.value - s.allocatedBytes!)).toBeLessThan(4 * 1024 * 1024);
+    expect(points.get('fragstat.fragmentation')!.unit).toBe('1');
+    expect(points.get('fragstat.arenas')!.value).toBeGreaterThanOrEqual(1);
+  });
+
+  it('counts trims', async () => {
+    await fragstat.trim();
+    const points = await collect();
+    expect(points.get('fragstat.trims')!.value).toBe(fragstat.trimLog().count);
+    expect(points.get('fragstat.trim.released')!.value).toBe(fragstat.trimLog().releasedBytesTotal);
+    expect(points.has('fragstat.largest_free')).toBe(false); // needs detail
+  });
+
+  it('works with the global API meter and rejects what is not a meter', () => {
+    expect(() => fragstat.registerOpenTelemetry(metrics.getMeter('noop'))()).not.toThrow();
+    expect(() => fragstat.registerOpenTelemetry({} as never)).toThrow(TypeError);
+  });
+});

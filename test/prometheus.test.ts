@@ -1,0 +1,151 @@
+// registerPrometheus(): metric names Prometheus accepts (promtool), scraped for real by a
+// Prometheus server on loopback and read back through its query API.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import client from 'prom-client';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as fragstat from '..';
+import { systemCommand } from './helpers';
+
+const promtool = systemCommand('promtool', 'prometheus');
+const prometheus = systemCommand('prometheus', 'prometheus');
+
+describe('registerPrometheus', () => {
+  it('exposes every figure with an allocator label, in base units', async () => {
+    const registry = new client.Registry();
+    const reg = fragstat.registerPrometheus(registry, { detail: true });
+    expect(reg.names).toEqual([
+      'fragstat_rss_bytes',
+      'fragstat_allocated_bytes',
+      'fragstat_free_bytes',
+      'fragstat_heap_bytes',
+      'fragstat_fragmentation_ratio',
+      'fragstat_rss_to_allocated_ratio',
+      'fragstat_arenas',
+      'fragstat_largest_free_bytes',
+      'fragstat_external_fragmentation_ratio',
+      'fragstat_snapshot_duration_seconds',
+      'fragstat_trims_total',
+      'fragstat_trim_released_bytes_total',
+      'fragstat_allocator_info',
+    ]);
+    const keep = Buffer.alloc(32 * 1024 * 1024, 1);
+    const text = await registry.metrics();
+    const value = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(text)![1]);
+    const s = fragstat.snapshot();
+    expect(value('fragstat_allocated_bytes')).toBeGreaterThan(keep.length);
+    expect(Math.abs(value('fragstat_allocated_bytes') - s.allocatedBytes!)).toBeLessThan(4 * 1024 * 1024);
+    expect(value('fragstat_arenas')).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/^fragstat_allocator_info\{allocator="glibc",version="2\.\d+"\} 1$/m);
+    expect(text).toMatch(/^fragstat_rss_bytes\{allocator="glibc"\} \d+$/m);
+  });
+
+  it('counts trims and released bytes', async () => {
+    const registry = new client.Registry();
+    fragstat.registerPrometheus(registry);
+    const before = fragstat.trimLog();
+    await fragstat.trim();
+    const after = fragstat.trimLog();
+    const text = await registry.metrics();
+    expect(text).toMatch(
+      new RegExp(`^fragstat_trims_total\\{allocator="glibc"\\} ${before.count + 1}$`, 'm'),
+    );
+    expect(text).toMatch(
+      new RegExp(
+        `^fragstat_trim_released_bytes_total\\{allocator="glibc"\\} ${after.releasedBytesTotal}$`,
+        'm',
+      ),
+    );
+  });
+
+  it('registering twice does not throw, and a prefix and unregister work', async () => {
+    const registry = new client.Registry();
+    const a = fragstat.registerPrometheus(registry);
+    expect(() => fragstat.registerPrometheus(registry)).not.toThrow();
+    const b = fragstat.registerPrometheus(registry, { prefix: 'svc_malloc_' });
+    expect(b.names[0]).toBe('svc_malloc_rss_bytes');
+    expect((await registry.getMetricsAsJSON()).length).toBe(a.names.length + b.names.length);
+    b.unregister();
+    expect((await registry.getMetricsAsJSON()).length).toBe(a.names.length);
+    expect(() => fragstat.registerPrometheus({} as never)).toThrow(TypeError);
+    expect(() => fragstat.registerPrometheus(registry, { prefix: 'bad-prefix' })).toThrow(TypeError);
+  });
+
+  it.runIf(promtool)('passes promtool check metrics', async () => {
+    const registry = new client.Registry();
+    fragstat.registerPrometheus(registry, { detail: true });
+    await fragstat.trim();
+    const r = spawnSync(promtool!, ['check', 'metrics'], {
+      input: await registry.metrics(),
+      encoding: 'utf8',
+    });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+describe.runIf(prometheus)('a real Prometheus server', () => {
+  let server: http.Server | undefined;
+  let prom: ChildProcess | undefined;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fragstat-prom-'));
+  afterAll(async () => {
+    prom?.kill('SIGKILL');
+    await new Promise((r) => server?.close(r) ?? r(undefined));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('scrapes the app on loopback and returns the series through its query API', async () => {
+    const registry = new client.Registry();
+    fragstat.registerPrometheus(registry);
+    server = http.createServer(async (_req, res) => {
+      res.setHeader('content-type', registry.contentType);
+      res.end(await registry.metrics());
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const appPort = (server.address() as AddressInfo).port;
+    const probe = http.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const promPort = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    writeFileSync(
+      path.join(dir, 'prometheus.yml'),
+      `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:${appPort}']\n`,
+    );
+    prom = spawn(
+      prometheus!,
+      [
+        `--config.file=${path.join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${promPort}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const deadline = Date.now() + 45_000;
+    let result: { metric: Record<string, string>; value: [number, string] }[] = [];
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=fragstat_allocated_bytes`);
+        const body = (await res.json()) as { data: { result: typeof result } };
+        result = body.data.result;
+        if (result.length) break;
+      } catch {
+        // not up yet
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(result).toHaveLength(1);
+    expect(result[0].metric).toMatchObject({
+      __name__: 'fragstat_allocated_bytes',
+      allocator: 'glibc',
+      job: 'app',
+    });
+    const scraped = Number(result[0].value[1]);
+    const now = fragstat.snapshot().allocatedBytes!;
+    expect(scraped).toBeGreaterThan(0);
+    expect(Math.abs(scraped - now) / now).toBeLessThan(0.5);
+  }, 60_000);
+});
