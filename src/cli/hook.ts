@@ -1,0 +1,41 @@
+// Loaded with --require into the process `fragstat run` starts: samples with a monitor and writes
+// each sample as one JSON line to the pipe the CLI opened (FRAGSTAT_RUN_FD). Never changes what
+// the application does: the monitor's timer is unref'd, and any failure here only stops sampling.
+import { closeSync, writeSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
+
+const fdText = process.env.FRAGSTAT_RUN_FD;
+if (isMainThread && fdText) {
+  // Only this process samples: children it starts inherit the preload but not the pipe.
+  delete process.env.FRAGSTAT_RUN_FD;
+  const fd = Number(fdText);
+  const interval = Number(process.env.FRAGSTAT_RUN_INTERVAL_MS) || 1000;
+  const detail = process.env.FRAGSTAT_RUN_DETAIL === '1';
+  let open = true;
+  const write = (obj: unknown) => {
+    if (!open) return;
+    try {
+      writeSync(fd, `${JSON.stringify(obj)}\n`);
+    } catch {
+      open = false; // the CLI went away: stop sampling, keep the application running
+    }
+  };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const fragstat = require('../index') as typeof import('../index');
+    const m = fragstat.monitor({ intervalMs: interval, detail, historySize: 2 });
+    m.on('sample', (s) => write({ pid: process.pid, ...s }));
+    m.on('error', () => {});
+    process.on('exit', () => {
+      m.stop();
+      try {
+        write({ pid: process.pid, final: true, ...fragstat.snapshot() });
+        closeSync(fd);
+      } catch {
+        // nothing to do at exit
+      }
+    });
+  } catch (err) {
+    write({ pid: process.pid, error: (err as Error).message });
+  }
+}

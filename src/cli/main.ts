@@ -1,0 +1,256 @@
+// The fragstat command line: `fragstat run` starts an application under a chosen allocator with
+// fragstat sampling inside it; `fragstat plot` draws the samples.
+import { spawn } from 'node:child_process';
+import { createWriteStream, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import { findLibrary, libraries, type Preloadable } from './libraries';
+import { renderSvg, type Series } from './plot';
+
+export const usage = `Usage:
+  fragstat run [options] -- <command> [args...]
+      Runs <command> (a node application) with fragstat sampling inside it, no code changes.
+      --allocator <name>   glibc (default), jemalloc, tcmalloc or mimalloc (preloaded)
+      --interval <time>    time between samples: 500ms, 1s (default), 2m
+      --out <file>         write every sample as one JSON line (NDJSON)
+      --detail             detail samples (glibc arenas, largest free chunk)
+      --quiet              no live summary
+  fragstat plot <samples.ndjson>... -o <chart.svg> [--metric rss|allocated|free|heap]
+      Draws RSS, allocated and free memory over time; with several files, one line per file
+      (RSS unless --metric says otherwise).
+  fragstat --help`;
+
+export class UsageError extends Error {}
+/** A failure that is not about the command line's shape: reported without the usage text. */
+export class CliError extends Error {}
+
+const MiB = 1024 * 1024;
+
+/** "500ms", "1s", "2m", "1500" (ms) to milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`invalid time ${JSON.stringify(text)}: use e.g. 500ms, 1s, 2m`);
+  const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
+  if (n < 10) throw new UsageError(`interval ${JSON.stringify(text)} is below 10ms`);
+  return n;
+}
+
+interface RunOptions {
+  allocator: 'glibc' | Preloadable;
+  intervalMs: number;
+  out: string | null;
+  detail: boolean;
+  quiet: boolean;
+  command: string[];
+}
+
+export function parseRun(args: string[]): RunOptions {
+  const o: RunOptions = {
+    allocator: 'glibc',
+    intervalMs: 1000,
+    out: null,
+    detail: false,
+    quiet: false,
+    command: [],
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--') {
+      o.command = args.slice(i + 1);
+      break;
+    } else if (a === '--allocator') {
+      const v = value();
+      if (!['glibc', 'jemalloc', 'tcmalloc', 'mimalloc'].includes(v)) {
+        throw new UsageError(
+          `unknown allocator ${JSON.stringify(v)}: use glibc, jemalloc, tcmalloc or mimalloc`,
+        );
+      }
+      o.allocator = v as RunOptions['allocator'];
+    } else if (a === '--interval') o.intervalMs = parseDuration(value());
+    else if (a === '--out') o.out = value();
+    else if (a === '--detail') o.detail = true;
+    else if (a === '--quiet') o.quiet = true;
+    else throw new UsageError(`unknown option ${JSON.stringify(a)} for run`);
+  }
+  if (o.command.length === 0)
+    throw new UsageError('run needs a command after --, e.g. fragstat run -- node app.js');
+  return o;
+}
+
+const mib = (b: unknown) => (typeof b === 'number' ? `${(b / MiB).toFixed(1)} MiB` : 'n/a');
+
+/** One line describing a sample. */
+export function summaryLine(s: Record<string, unknown>): string {
+  const ratios = s.ratios as { fragmentation: number | null } | undefined;
+  const frag = ratios?.fragmentation;
+  return (
+    `[fragstat] ${String(s.allocator)} rss ${mib(s.rssBytes)} allocated ${mib(s.allocatedBytes)} ` +
+    `free ${mib(s.freeBytes)}` +
+    (typeof frag === 'number' ? ` (${(frag * 100).toFixed(0)}% of heap)` : '')
+  );
+}
+
+async function run(o: RunOptions): Promise<number> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  if (o.allocator !== 'glibc') {
+    const lib = findLibrary(o.allocator);
+    if (!lib) {
+      process.stderr.write(
+        `fragstat: ${o.allocator} is not installed (looked for ${libraries[o.allocator].files.join(', ')}).\n` +
+          `Install it (${libraries[o.allocator].install}), or set FRAGSTAT_LIB_PATH to the directory that holds it.\n`,
+      );
+      return 2;
+    }
+    env.LD_PRELOAD = env.LD_PRELOAD ? `${lib}:${env.LD_PRELOAD}` : lib;
+  }
+  const hook = path.join(__dirname, 'hook.js');
+  env.NODE_OPTIONS = `${env.NODE_OPTIONS ? `${env.NODE_OPTIONS} ` : ''}--require ${JSON.stringify(hook)}`;
+  env.FRAGSTAT_RUN_FD = '3';
+  env.FRAGSTAT_RUN_INTERVAL_MS = String(o.intervalMs);
+  env.FRAGSTAT_RUN_DETAIL = o.detail ? '1' : '0';
+
+  const out: WriteStream | null = o.out ? createWriteStream(o.out) : null;
+  const child = spawn(o.command[0], o.command.slice(1), {
+    env,
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+  });
+  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+
+  const tty = process.stderr.isTTY;
+  let samples = 0;
+  const lines = createInterface({ input: child.stdio[3] as Readable });
+  lines.on('line', (line) => {
+    if (!line.trim()) return;
+    out?.write(`${line}\n`);
+    samples++;
+    if (o.quiet) return;
+    try {
+      const s = JSON.parse(line) as Record<string, unknown>;
+      if (s.error)
+        process.stderr.write(`[fragstat] sampling failed in the application: ${String(s.error)}\n`);
+      else process.stderr.write(tty ? `\r\x1b[K${summaryLine(s)}` : `${summaryLine(s)}\n`);
+    } catch {
+      // a torn line at exit: keep it in the file, skip the summary
+    }
+  });
+
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+    child.on('error', (err) => {
+      process.stderr.write(`fragstat: cannot start ${o.command[0]}: ${err.message}\n`);
+      resolve([127, null]);
+    });
+    child.on('close', (c, s) => resolve([c, s]));
+  });
+  process.off('SIGINT', onInt);
+  process.off('SIGTERM', onTerm);
+  if (tty && !o.quiet && samples) process.stderr.write('\n');
+  if (out) await new Promise((r) => out.end(r));
+  if (samples === 0 && !o.quiet) {
+    process.stderr.write('[fragstat] no samples: was the command a node process that ran long enough?\n');
+  }
+  if (signal) return 128 + ({ SIGINT: 2, SIGTERM: 15, SIGKILL: 9 } as Record<string, number>)[signal]!;
+  return code ?? 1;
+}
+
+const metrics = ['rss', 'allocated', 'free', 'heap'] as const;
+type Metric = (typeof metrics)[number];
+const field: Record<Metric, string> = {
+  rss: 'rssBytes',
+  allocated: 'allocatedBytes',
+  free: 'freeBytes',
+  heap: 'heapBytes',
+};
+
+function plot(args: string[]): number {
+  const files: string[] = [];
+  let outFile: string | null = null;
+  let metric: Metric | null = null;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-o' || a === '--out') {
+      outFile = args[++i] ?? null;
+      if (!outFile) throw new UsageError(`${a} needs a file name`);
+    } else if (a === '--metric') {
+      const v = args[++i];
+      if (!metrics.includes(v as Metric)) throw new UsageError(`--metric takes one of ${metrics.join(', ')}`);
+      metric = v as Metric;
+    } else if (a.startsWith('-')) throw new UsageError(`unknown option ${JSON.stringify(a)} for plot`);
+    else files.push(a);
+  }
+  if (files.length === 0) throw new UsageError('plot needs at least one samples file');
+  if (!outFile) throw new UsageError('plot needs -o <chart.svg>');
+
+  const series: Series[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+    const rows = text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l, n) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          throw new CliError(`${file}:${n + 1} is not a JSON line`);
+        }
+      })
+      .filter((r) => typeof r.timestamp === 'number');
+    if (rows.length === 0) throw new CliError(`${file} has no samples`);
+    const t0 = rows[0].timestamp as number;
+    const label = files.length > 1 ? `${path.basename(file)} (${String(rows[0].allocator)})` : '';
+    const wanted: Metric[] = metric ? [metric] : files.length > 1 ? ['rss'] : ['rss', 'allocated', 'free'];
+    for (const m of wanted) {
+      const points = rows
+        .filter((r) => typeof r[field[m]] === 'number')
+        .map((r) => ({ x: ((r.timestamp as number) - t0) / 1000, y: (r[field[m]] as number) / MiB }));
+      if (points.length)
+        series.push({ label: label ? (wanted.length > 1 ? `${label} ${m}` : label) : m, points });
+    }
+  }
+  const title =
+    files.length > 1
+      ? `${metric ?? 'rss'} over time`
+      : `${path.basename(files[0])}: rss, allocated and free over time`;
+  writeFileSync(outFile, renderSvg(series, { title, xLabel: 'seconds', yLabel: 'MiB' }));
+  process.stderr.write(
+    `[fragstat] wrote ${outFile} (${series.length} line${series.length === 1 ? '' : 's'})\n`,
+  );
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === 'run') return await run(parseRun(rest));
+    if (command === 'plot') return plot(rest);
+    if (command === '--help' || command === '-h' || command === 'help') {
+      process.stdout.write(`${usage}\n`);
+      return 0;
+    }
+    throw new UsageError(command ? `unknown command ${JSON.stringify(command)}` : 'no command given');
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`fragstat: ${err.message}\n\n${usage}\n`);
+      return 2;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`fragstat: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
