@@ -204,6 +204,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("trim", &FragstatAddon::Trim),
                              InstanceMethod("rssBytes", &FragstatAddon::Rss),
                              InstanceMethod("rssBytesReopen", &FragstatAddon::RssReopen),
+                             InstanceMethod("rawReadNs", &FragstatAddon::RawReadNs),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
                              InstanceValue("MAX_RAW_FIELDS", Napi::Number::New(env, kMaxRawFields)),
@@ -289,6 +290,19 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
   Napi::Value Rss(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadRssBytes()); }
   Napi::Value RssReopen(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ReadRssBytesReopen());
+  }
+
+  // For the benchmark: the mean cost in ns of the reading a snapshot makes (allocator + RSS),
+  // looped in C++ inside this process's own heap, without N-API or JavaScript around it.
+  Napi::Value RawReadNs(const Napi::CallbackInfo& info) {
+    const int64_t n = info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 1000;
+    if (n <= 0 || n > 100000000) throw Napi::RangeError::New(info.Env(), "iterations out of range");
+    const double start = NowMs();
+    for (int64_t i = 0; i < n; i++) {
+      Reading r;
+      TakeReading(r, false);
+    }
+    return Napi::Number::New(info.Env(), (NowMs() - start) * 1e6 / static_cast<double>(n));
   }
 
   double* values_ = nullptr;

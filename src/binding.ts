@@ -64,6 +64,8 @@ export interface NativeBinding {
   trim(target: Float64Array): Promise<void>;
   rssBytes(): number;
   rssBytesReopen(): number;
+  /** Benchmark only: mean ns of the raw allocator + RSS reading, looped in C++. */
+  rawReadNs(iterations: number): number;
   readonly SNAPSHOT_SLOTS: number;
   readonly TRIM_SLOTS: number;
   readonly MAX_RAW_FIELDS: number;
@@ -113,6 +115,7 @@ function fallback(reason: string): NativeBinding {
     trim: async (target) => trimFill(target),
     rssBytes: rss,
     rssBytesReopen: rss,
+    rawReadNs: () => NaN,
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 6,
     MAX_RAW_FIELDS: 24,

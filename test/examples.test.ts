@@ -43,7 +43,9 @@ async function withServer(
 describe('examples', () => {
   it('the README shows every example verbatim', () => {
     const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
-    for (const f of readdirSync(examples)) {
+    for (const f of readdirSync(examples, { withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => e.name)) {
       expect(readme, `README lacks examples/${f}`).toContain(
         readFileSync(path.join(examples, f), 'utf8').trim(),
       );

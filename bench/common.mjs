@@ -1,0 +1,53 @@
+// Helpers shared by the benchmarks.
+import { createRequire } from 'node:module';
+import os from 'node:os';
+
+export const require = createRequire(import.meta.url);
+export const fragstat = require('..');
+export const MiB = 1024 * 1024;
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Collect until the allocator's figures stop moving (V8 frees backing stores after a GC). */
+export async function settle() {
+  if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose-gc');
+  let last = -1;
+  for (let i = 0; i < 40; i++) {
+    globalThis.gc();
+    await sleep(30);
+    const s = fragstat.snapshot();
+    const now = s.allocatedBytes ?? s.rssBytes;
+    if (now === last) return;
+    last = now;
+  }
+}
+
+/** Allocates `count` Buffers of `size` bytes and frees every other one: count/2 free chunks. */
+export function fragment(count, size) {
+  const bufs = new Array(count);
+  for (let i = 0; i < count; i++) bufs[i] = Buffer.alloc(size, 1);
+  for (let i = 1; i < count; i += 2) bufs[i] = null;
+  return bufs;
+}
+
+export function machine() {
+  const info = fragstat.allocator();
+  return (
+    `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+    `Linux ${os.release()}, node ${process.version}, ${info.name} ${info.version ?? ''}`.trim()
+  );
+}
+
+/** Prints rows (arrays of cells) as an aligned Markdown table. */
+export function table(header, rows) {
+  const cells = [header, ...rows].map((r) => r.map(String));
+  const w = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
+  return [line(cells[0]), `| ${w.map((n) => '-'.repeat(n)).join(' | ')} |`, ...cells.slice(1).map(line)].join(
+    '\n',
+  );
+}
