@@ -146,6 +146,7 @@ export class Monitor extends EventEmitter {
   private readonly policy: Required<AutoTrimOptions> | null;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  private stopped = false; // stop() was called and start() not since
   private inFlight = false;
   private startedAt = 0;
   private sampleMsTotal = 0;
@@ -162,9 +163,11 @@ export class Monitor extends EventEmitter {
   private lastTrimOverhead: number | null = null;
   private backoff = 1;
   private pauses = 0;
-  private waiters: ((r: IteratorResult<Sample>) => void)[] = [];
-  private iterated = false;
-  private queue: Sample[] = [];
+  // One queue per live async iterator: each gets every sample from its creation on.
+  private readonly iterators = new Set<{
+    queue: Sample[];
+    waiter: ((r: IteratorResult<Sample>) => void) | null;
+  }>();
   /** The last error a sample or trim ran into, or null. */
   lastError: Error | null = null;
 
@@ -193,6 +196,7 @@ export class Monitor extends EventEmitter {
   start(): this {
     if (this.running) return this;
     this.running = true;
+    this.stopped = false;
     this.startedAt = performance.now();
     this.sampleMsTotal = 0;
     this.schedule(0);
@@ -202,9 +206,14 @@ export class Monitor extends EventEmitter {
   /** Stops sampling and ends every async iteration. */
   stop(): void {
     this.running = false;
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
+    for (const it of this.iterators) {
+      it.waiter?.({ value: undefined, done: true });
+      it.waiter = null;
+    }
+    this.iterators.clear();
     this.emit('stop');
   }
 
@@ -282,18 +291,29 @@ export class Monitor extends EventEmitter {
     };
   }
 
+  /**
+   * Every sample from now on, until stop() (or until the loop breaks). Each iterator has its own
+   * queue, bounded by historySize: a slow consumer loses the oldest samples, never blocks sampling.
+   */
   [Symbol.asyncIterator](): AsyncIterator<Sample> {
-    this.iterated = true;
+    const it = { queue: [] as Sample[], waiter: null as ((r: IteratorResult<Sample>) => void) | null };
+    if (!this.stopped) this.iterators.add(it);
+    const done = (): IteratorResult<Sample> => ({ value: undefined, done: true });
     return {
       next: () => {
-        const queued = this.queue.shift();
+        const queued = it.queue.shift();
         if (queued) return Promise.resolve({ value: queued, done: false });
-        if (!this.running) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => this.waiters.push(resolve));
+        if (!this.iterators.has(it)) return Promise.resolve(done());
+        return new Promise((resolve) => {
+          it.waiter = resolve;
+        });
       },
       return: () => {
-        this.queue.length = 0;
-        return Promise.resolve({ value: undefined, done: true });
+        this.iterators.delete(it);
+        it.queue.length = 0;
+        it.waiter?.(done());
+        it.waiter = null;
+        return Promise.resolve(done());
       },
     };
   }
@@ -327,7 +347,11 @@ export class Monitor extends EventEmitter {
     this.recentCosts.push(costMs);
     if (this.recentCosts.length > 5) this.recentCosts.shift();
     const worst = Math.max(...this.recentCosts);
-    this.effectiveInterval = Math.max(this.intervalMs, Math.ceil(worst / this.maxOverhead));
+    // setTimeout treats anything above 2^31-1 ms as 1 ms: never ask for more.
+    this.effectiveInterval = Math.min(
+      2 ** 31 - 1,
+      Math.max(this.intervalMs, Math.ceil(worst / this.maxOverhead)),
+    );
   }
 
   private record(s: Sample): void {
@@ -339,13 +363,28 @@ export class Monitor extends EventEmitter {
   }
 
   private deliver(s: Sample): void {
-    this.emit('sample', s);
-    const waiter = this.waiters.shift();
-    if (waiter) waiter({ value: s, done: false });
-    else if (this.iterated) {
-      // An iterator exists but is busy: keep the sample for it, bounded like the history.
-      this.queue.push(s);
-      if (this.queue.length > this.ring.size) this.queue.shift();
+    for (const it of this.iterators) {
+      if (it.waiter) {
+        it.waiter({ value: s, done: false });
+        it.waiter = null;
+      } else {
+        it.queue.push(s);
+        if (it.queue.length > this.ring.size) it.queue.shift();
+      }
+    }
+    this.emitSafely('sample', s);
+  }
+
+  // A throwing listener is the application's bug, not a sampling failure: sampling and the trim
+  // policy go on, and the exception is rethrown on its own tick, as it would surface from any
+  // other callback.
+  private emitSafely(event: string, value: unknown): void {
+    try {
+      this.emit(event, value);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
     }
   }
 
@@ -371,7 +410,7 @@ export class Monitor extends EventEmitter {
     const released = result.releasedBytes ?? 0;
     this.trimReleased += Math.max(0, released);
     this.backoff = released < p.minReleasedBytes ? Math.min(this.backoff * 2, p.maxBackoff) : 1;
-    this.emit('trim', result);
+    this.emitSafely('trim', result);
   }
 
   private fail(err: Error): void {

@@ -91,6 +91,39 @@ describe('fragstat run', () => {
     }
   });
 
+  it('exits as the app did when a signal killed it (128 + signal number)', () => {
+    const segv = path.join(dir, 'segv.js');
+    writeFileSync(segv, `process.kill(process.pid, 'SIGSEGV');`);
+    expect(fragstat(['run', '--quiet', '--', process.execPath, segv]).status).toBe(
+      128 + os.constants.signals.SIGSEGV,
+    );
+  });
+
+  it('checks the output file before starting the app', () => {
+    const marker = path.join(dir, 'started');
+    const r = fragstat([
+      'run',
+      '--out',
+      path.join(dir, 'no/such/dir/x.ndjson'),
+      '--',
+      process.execPath,
+      '-e',
+      `require('fs').writeFileSync(${JSON.stringify(marker)}, '')`,
+    ]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^fragstat: cannot write .*x\.ndjson: ENOENT/);
+    expect(() => readFileSync(marker)).toThrow();
+  });
+
+  it('says so when the command is a package manager instead of the app', () => {
+    const npmCli = path.join(path.dirname(process.execPath), '../lib/node_modules/npm/bin/npm-cli.js');
+    const r = fragstat(['run', '--', process.execPath, npmCli, '--version']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(
+      /the command is a package manager .*run the application itself, e\.g\. fragstat run -- node app\.js/,
+    );
+  });
+
   it('rejects bad command lines with the usage text (exit 2)', () => {
     for (const args of [
       ['run', '--', ''].slice(0, 2),

@@ -27,6 +27,73 @@ describe('sampling', () => {
     expect(m.stats().peakRssBytes).toBeGreaterThanOrEqual(Math.max(...h.map((s) => s.rssBytes!)));
   });
 
+  it('gives every iterator every sample; a loop that breaks stops receiving', async () => {
+    const m = fragstat.monitor({ intervalMs: 15 });
+    const a: number[] = [];
+    const b: number[] = [];
+    const loopA = (async () => {
+      for await (const s of m) {
+        a.push(s.timestamp);
+        if (a.length === 6) m.stop();
+      }
+    })();
+    const loopB = (async () => {
+      for await (const s of m) {
+        b.push(s.timestamp);
+        if (b.length === 2) break;
+      }
+    })();
+    await Promise.all([loopA, loopB]);
+    expect(a).toHaveLength(6);
+    expect(b).toEqual(a.slice(0, 2));
+    // After stop(), a new loop ends at once.
+    for await (const _ of m) throw new Error('a stopped monitor yielded a sample');
+  });
+
+  it('a throwing sample listener is rethrown, and sampling, iteration and trims go on', () => {
+    const r = runNode(
+      [
+        '-e',
+        `const f = require(process.cwd());
+         const errors = [];
+         process.on('uncaughtException', (e) => errors.push(e.message));
+         const keep = setInterval(() => {}, 1000);
+         const m = f.monitor({ intervalMs: 20, autoTrim: { minFreeBytes: 0, minFragmentation: 0, minGrowthBytes: 0, minIntervalMs: 0 } });
+         m.on('sample', () => { throw new Error('bug in my listener'); });
+         (async () => {
+           let n = 0;
+           for await (const s of m) if (++n === 4) break;
+           m.stop();
+           clearInterval(keep);
+           await new Promise((r) => setImmediate(r)); // the last rethrow comes on its own tick
+           process.stdout.write(JSON.stringify({ n, errors: errors.length, first: errors[0], trims: m.stats().trims, lastError: m.lastError }));
+         })();`,
+      ],
+      { timeoutMs: 20_000 },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.n).toBe(4);
+    expect(out.errors).toBeGreaterThanOrEqual(4);
+    expect(out.first).toBe('bug in my listener');
+    expect(out.trims).toBeGreaterThanOrEqual(1);
+    expect(out.lastError).toBeNull();
+  });
+
+  it('never asks setTimeout for more than it can wait (2^31-1 ms)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    const m = fragstat.monitor({ intervalMs: 1000, maxOverhead: 1e-12 });
+    await new Promise((r) => m.once('sample', r));
+    await new Promise((r) => setTimeout(r, 100));
+    m.stop();
+    process.off('warning', onWarning);
+    expect(m.budget().effectiveIntervalMs).toBe(2 ** 31 - 1);
+    expect(m.history()).toHaveLength(1);
+    expect(warnings).not.toContain('TimeoutOverflowWarning');
+  });
+
   it('does not start until asked when start is false', async () => {
     const m = fragstat.monitor({ intervalMs: 10, start: false });
     await new Promise((r) => setTimeout(r, 60));

@@ -5,7 +5,28 @@ import { closeSync, writeSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 
 const fdText = process.env.FRAGSTAT_RUN_FD;
-if (isMainThread && fdText) {
+// npm, npx, yarn and pnpm are node programs too, but they start the application as a child that
+// cannot reach the pipe: say so instead of sampling the launcher.
+const launcher =
+  /(^|[\\/])(npm|npx|yarn|pnpm)(-cli)?(\.c?js)?$|[\\/](npm|yarn|pnpm|corepack)[\\/]bin[\\/]/.exec(
+    process.argv[1] ?? '',
+  );
+if (isMainThread && fdText && launcher) {
+  delete process.env.FRAGSTAT_RUN_FD;
+  try {
+    writeSync(
+      Number(fdText),
+      `${JSON.stringify({
+        pid: process.pid,
+        error:
+          `the command is a package manager (${process.argv[1]}), whose child cannot be sampled: ` +
+          'run the application itself, e.g. fragstat run -- node app.js',
+      })}\n`,
+    );
+  } catch {
+    // the CLI went away
+  }
+} else if (isMainThread && fdText) {
   // Only this process samples: children it starts inherit the preload but not the pipe.
   delete process.env.FRAGSTAT_RUN_FD;
   const fd = Number(fdText);

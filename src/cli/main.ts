@@ -1,7 +1,8 @@
 // The fragstat command line: `fragstat run` starts an application under a chosen allocator with
 // fragstat sampling inside it; `fragstat plot` draws the samples.
 import { spawn } from 'node:child_process';
-import { createWriteStream, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import { constants } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
@@ -115,16 +116,34 @@ async function run(o: RunOptions): Promise<number> {
   env.FRAGSTAT_RUN_INTERVAL_MS = String(o.intervalMs);
   env.FRAGSTAT_RUN_DETAIL = o.detail ? '1' : '0';
 
-  const out: WriteStream | null = o.out ? createWriteStream(o.out) : null;
+  // Open the output before starting anything, so a bad path fails here and not mid-run.
+  let out: WriteStream | null = null;
+  if (o.out) {
+    let fd: number;
+    try {
+      fd = openSync(o.out, 'w');
+    } catch (err) {
+      throw new CliError(`cannot write ${o.out}: ${(err as Error).message}`);
+    }
+    out = createWriteStream('', { fd });
+    out.on('error', (err) => {
+      process.stderr.write(`fragstat: writing ${o.out} failed: ${err.message}\n`);
+      out = null;
+    });
+  }
   const child = spawn(o.command[0], o.command.slice(1), {
     env,
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
   });
-  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
-  const onInt = forward('SIGINT');
-  const onTerm = forward('SIGTERM');
+  // Ctrl-C reaches the application straight from the terminal (same process group): forwarding
+  // it too would deliver it twice. SIGINT is only held off here so the CLI outlives the app and
+  // reports its exit; SIGTERM and SIGHUP, sent to the CLI alone, are passed on.
+  const onInt = () => {};
+  const onTerm = () => child.kill('SIGTERM');
+  const onHup = () => child.kill('SIGHUP');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
+  process.on('SIGHUP', onHup);
 
   const tty = process.stderr.isTTY;
   let samples = 0;
@@ -153,12 +172,14 @@ async function run(o: RunOptions): Promise<number> {
   });
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);
+  process.off('SIGHUP', onHup);
   if (tty && !o.quiet && samples) process.stderr.write('\n');
-  if (out) await new Promise((r) => out.end(r));
+  const stream = out as WriteStream | null;
+  if (stream) await new Promise((r) => stream.end(r));
   if (samples === 0 && !o.quiet) {
     process.stderr.write('[fragstat] no samples: was the command a node process that ran long enough?\n');
   }
-  if (signal) return 128 + ({ SIGINT: 2, SIGTERM: 15, SIGKILL: 9 } as Record<string, number>)[signal]!;
+  if (signal) return 128 + (constants.signals[signal] ?? 0);
   return code ?? 1;
 }
 
@@ -215,7 +236,7 @@ function plot(args: string[]): number {
     const wanted: Metric[] = metric ? [metric] : files.length > 1 ? ['rss'] : ['rss', 'allocated', 'free'];
     for (const m of wanted) {
       const points = rows
-        .filter((r) => typeof r[field[m]] === 'number')
+        .filter((r) => Number.isFinite(r[field[m]]))
         .map((r) => ({ x: ((r.timestamp as number) - t0) / 1000, y: (r[field[m]] as number) / MiB }));
       if (points.length)
         series.push({ label: label ? (wanted.length > 1 ? `${label} ${m}` : label) : m, points });

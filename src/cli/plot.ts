@@ -12,7 +12,7 @@ const esc = (s: string) =>
 
 /** Round tick steps (1, 2, 5 x 10^n) covering [0, max] in about `count` steps. */
 export function ticks(max: number, count = 5): number[] {
-  if (!(max > 0)) return [0, 1];
+  if (!(max > 0) || !Number.isFinite(max)) return [0, 1];
   const raw = max / count;
   const pow = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * pow).find((s) => s >= raw)!;
@@ -26,9 +26,10 @@ export function renderSvg(series: Series[], o: { title: string; xLabel: string; 
   const W = 960;
   const H = 520;
   const m = { left: 80, right: 220, top: 50, bottom: 60 };
-  const all = series.flatMap((s) => s.points);
-  const xt = ticks(Math.max(1e-9, ...all.map((p) => p.x)));
-  const yt = ticks(Math.max(1e-9, ...all.map((p) => p.y)));
+  const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+  // A single sample (or a flat line) still gets a readable axis of at least 1.
+  const xt = ticks(Math.max(1, ...all.map((p) => p.x)));
+  const yt = ticks(Math.max(1, ...all.map((p) => p.y)));
   const xMax = xt[xt.length - 1];
   const yMax = yt[yt.length - 1];
   const px = (x: number) => m.left + (x / xMax) * (W - m.left - m.right);
