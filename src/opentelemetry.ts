@@ -1,6 +1,7 @@
 // OpenTelemetry metrics through @opentelemetry/api (a peer dependency): observable instruments
 // read together, off the JS thread, once per collection.
 import { allocator, snapshot, snapshotAsync, trimLog } from './core';
+import { figures } from './figures';
 import type { Snapshot } from './types';
 import { checkBoolean, checkKeys, checkOptions, describe } from './validate';
 
@@ -29,34 +30,9 @@ export interface OpenTelemetryOptions {
   detail?: boolean;
 }
 
-type Figure = (s: Snapshot) => number | null;
+type Value = (s: Snapshot) => number | null;
 
-const gauges: { name: string; description: string; unit: string; value: Figure }[] = [
-  { name: 'rss', description: 'Resident set size of the process', unit: 'By', value: (s) => s.rssBytes },
-  { name: 'allocated', description: 'Bytes in live allocations', unit: 'By', value: (s) => s.allocatedBytes },
-  {
-    name: 'free',
-    description: 'Bytes the allocator holds that serve no allocation',
-    unit: 'By',
-    value: (s) => s.freeBytes,
-  },
-  { name: 'heap', description: "The allocator's footprint", unit: 'By', value: (s) => s.heapBytes },
-  { name: 'fragmentation', description: 'free / heap', unit: '1', value: (s) => s.ratios.fragmentation },
-  { name: 'rss_ratio', description: 'rss / allocated', unit: '1', value: (s) => s.ratios.rss },
-  { name: 'arenas', description: 'Allocator arenas in use', unit: '{arena}', value: (s) => s.arenas },
-  {
-    name: 'largest_free',
-    description: 'Largest single free block',
-    unit: 'By',
-    value: (s) => s.largestFreeBytes,
-  },
-  {
-    name: 'external_fragmentation',
-    description: '1 - largest_free / free',
-    unit: '1',
-    value: (s) => s.ratios.external,
-  },
-];
+const units = { bytes: 'By', ratio: '1', arenas: '{arena}' } as const;
 
 /**
  * Creates fragstat's observable instruments on `meter` (from @opentelemetry/api's
@@ -79,13 +55,12 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
   const attributes = { allocator: info.name };
   const probe = snapshot({ detail });
 
-  const observed: { instrument: unknown; value: Figure }[] = [];
-  for (const g of gauges) {
-    const available = g.value(probe) !== null;
-    if (!available) continue;
+  const observed: { instrument: unknown; value: Value }[] = [];
+  for (const f of figures) {
+    if (f.value(probe) === null) continue; // never available under this allocator / without detail
     observed.push({
-      instrument: meter.createObservableGauge(prefix + g.name, { description: g.description, unit: g.unit }),
-      value: g.value,
+      instrument: meter.createObservableGauge(prefix + f.id, { description: f.help, unit: units[f.unit] }),
+      value: f.value,
     });
   }
   const trims = meter.createObservableCounter(`${prefix}trims`, {

@@ -1,6 +1,7 @@
 // Prometheus metrics through prom-client (a peer dependency): gauges read on scrape, off the JS
 // thread, one snapshot shared by every metric of a scrape.
 import { allocator, snapshot, snapshotAsync, trimLog } from './core';
+import { figures } from './figures';
 import type { Snapshot } from './types';
 import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
 
@@ -25,70 +26,22 @@ export interface PrometheusOptions {
   client?: unknown;
 }
 
-type Figure = (s: Snapshot) => number | null;
-
 interface Def {
   name: string;
   help: string;
   kind: 'gauge' | 'counter';
-  value: Figure | (() => number);
+  value: ((s: Snapshot) => number | null) | (() => number);
 }
 
+const suffix = { bytes: '_bytes', ratio: '_ratio', arenas: '' } as const;
+
 const defs: Def[] = [
-  {
-    name: 'rss_bytes',
-    help: 'Resident set size of the process (/proc/self/statm).',
-    kind: 'gauge',
-    value: (s) => s.rssBytes,
-  },
-  {
-    name: 'allocated_bytes',
-    help: 'Bytes in live allocations, as the allocator counts them.',
-    kind: 'gauge',
-    value: (s) => s.allocatedBytes,
-  },
-  {
-    name: 'free_bytes',
-    help: 'Bytes the allocator holds that serve no allocation.',
-    kind: 'gauge',
-    value: (s) => s.freeBytes,
-  },
-  {
-    name: 'heap_bytes',
-    help: "The allocator's footprint (allocated + free).",
-    kind: 'gauge',
-    value: (s) => s.heapBytes,
-  },
-  {
-    name: 'fragmentation_ratio',
-    help: 'free_bytes / heap_bytes.',
-    kind: 'gauge',
-    value: (s) => s.ratios.fragmentation,
-  },
-  {
-    name: 'rss_to_allocated_ratio',
-    help: 'rss_bytes / allocated_bytes.',
-    kind: 'gauge',
-    value: (s) => s.ratios.rss,
-  },
-  { name: 'arenas', help: 'Allocator arenas in use.', kind: 'gauge', value: (s) => s.arenas },
-  {
-    name: 'largest_free_bytes',
-    help: 'Largest single free block.',
-    kind: 'gauge',
-    value: (s) => s.largestFreeBytes,
-  },
-  {
-    name: 'external_fragmentation_ratio',
-    help: '1 - largest_free_bytes / free_bytes.',
-    kind: 'gauge',
-    value: (s) => s.ratios.external,
-  },
+  ...figures.map((f): Def => ({ name: f.id + suffix[f.unit], help: f.help, kind: 'gauge', value: f.value })),
   {
     name: 'snapshot_duration_seconds',
     help: 'Time the last allocator read took.',
     kind: 'gauge',
-    value: (s) => s.durationMs / 1000,
+    value: (s: Snapshot) => s.durationMs / 1000,
   },
   {
     name: 'trims_total',
@@ -171,7 +124,7 @@ export function registerPrometheus(
   // (with detail when asked) tells which.
   const probe = snapshot({ detail });
   for (const d of defs) {
-    const available = d.kind === 'counter' || (d.value as Figure)(probe) !== null;
+    const available = d.kind === 'counter' || (d.value as (s: Snapshot) => number | null)(probe) !== null;
     if (!available) continue;
     const name = prefix + d.name;
     names.push(name);
@@ -192,7 +145,7 @@ export function registerPrometheus(
           this.inc!(labels, (value as () => number)());
           return;
         }
-        const v = (value as Figure)(await current());
+        const v = (value as (s: Snapshot) => number | null)(await current());
         if (v !== null && Number.isFinite(v)) this.set!(labels, v);
       },
     };

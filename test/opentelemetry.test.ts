@@ -46,7 +46,7 @@ describe('registerOpenTelemetry', () => {
         'fragstat.free',
         'fragstat.heap',
         'fragstat.fragmentation',
-        'fragstat.rss_ratio',
+        'fragstat.rss_to_allocated',
         'fragstat.arenas',
         'fragstat.largest_free',
         'fragstat.external_fragmentation',
