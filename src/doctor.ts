@@ -1,7 +1,7 @@
 // Findings a person can act on, from a snapshot (and, optionally, a monitor's history).
-import { existsSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
 import { snapshot } from './core';
+import { findLibrary, libraries } from './libraries';
 import type { Snapshot } from './types';
 import type { MonitorStats } from './monitor';
 import { checkKeys, checkOptions, describe } from './validate';
@@ -61,21 +61,14 @@ const fmt = (bytes: number) =>
     : `${(bytes / MiB).toFixed(bytes >= 10 * MiB ? 0 : 1)} MiB`;
 const pct = (r: number) => `${(r * 100).toFixed(0)}%`;
 
-const jemallocCandidates = [
-  '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
-  '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2',
-  '/usr/lib64/libjemalloc.so.2',
-  '/usr/lib/libjemalloc.so.2',
-];
-
 /** The command that runs this process under jemalloc, with the library found on this system. */
 export function jemallocCommand(): string {
-  const lib = jemallocCandidates.find((p) => existsSync(p));
+  const lib = findLibrary('jemalloc');
   const args = process.argv.slice(1).join(' ');
   const cmd = `${process.execPath.split('/').pop()} ${args}`.trim();
   return lib
     ? `LD_PRELOAD=${lib} ${cmd}`
-    : `install jemalloc (Debian/Ubuntu: apt-get install libjemalloc2; Alpine: apk add jemalloc), then LD_PRELOAD=/path/to/libjemalloc.so.2 ${cmd}`;
+    : `install jemalloc (${libraries.jemalloc.install}), then LD_PRELOAD=/path/to/libjemalloc.so.2 ${cmd}`;
 }
 
 /**

@@ -1,32 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { findLibrary, libraries, type Preloadable } from '../src/libraries';
 
 export const root = path.join(__dirname, '..');
 export const MiB = 1024 * 1024;
 
-export type Preload = 'jemalloc' | 'tcmalloc' | 'mimalloc';
+export type Preload = Preloadable;
 
-const libraryNames: Record<Preload, { file: string; debian: string }> = {
-  jemalloc: { file: 'libjemalloc.so.2', debian: 'libjemalloc2' },
-  tcmalloc: { file: 'libtcmalloc_minimal.so.4', debian: 'libtcmalloc-minimal4' },
-  mimalloc: { file: 'libmimalloc.so.2', debian: 'libmimalloc2.0' },
-};
-
-const libDirs = [
-  `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`,
-  '/usr/lib64',
-  '/usr/lib',
-  '/usr/local/lib',
-];
-
-/** Path of the shared library for `name`, or null when it is not installed. */
+/** Path of the shared library for `name` (found as `fragstat run` finds it), or null. */
 export function preloadPath(name: Preload): string | null {
-  for (const dir of libDirs) {
-    const p = path.join(dir, libraryNames[name].file);
-    if (existsSync(p)) return p;
-  }
-  return null;
+  return findLibrary(name);
 }
 
 /**
@@ -35,7 +19,7 @@ export function preloadPath(name: Preload): string | null {
  */
 export function havePreload(name: Preload): boolean {
   if (preloadPath(name) !== null) return true;
-  const msg = `${libraryNames[name].file} not found (Debian: apt-get install ${libraryNames[name].debian})`;
+  const msg = `${libraries[name].files[0]} not found (${libraries[name].install})`;
   if (process.env.FRAGSTAT_REQUIRE_SYSTEM === '1') {
     throw new Error(`${msg}, and FRAGSTAT_REQUIRE_SYSTEM=1 requires it`);
   }

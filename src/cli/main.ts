@@ -6,7 +6,7 @@ import { constants } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { findLibrary, libraries, type Preloadable } from './libraries';
+import { findLibrary, libraries, type Preloadable } from '../libraries';
 import { renderSvg, type Series } from './plot';
 
 export const usage = `Usage:
