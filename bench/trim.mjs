@@ -1,37 +1,20 @@
 // What trim() releases on a fragmented heap, and what reading that heap costs.
 // Allocates TOTAL_MB of Buffers of SIZE bytes, frees every other one (FREE=all: every one), then
-// times snapshot(),
-// snapshot({ detail: true }) and trim (sync or async, TRIM=sync|async). Run with --expose-gc:
+// times snapshot(), snapshot({ detail: true }) and trim (TRIM=sync|async). Run with --expose-gc:
 //
 //   node --expose-gc bench/trim.mjs
 //   SIZE=128 TOTAL_MB=256 node --expose-gc bench/trim.mjs     (many small free chunks)
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
-const fragstat = require('..');
+import { fragstat, median, MiB, settle } from './common.mjs';
 
 const SIZE = Number(process.env.SIZE || 64 * 1024);
-const TOTAL = Number(process.env.TOTAL_MB || 1024) * 1024 * 1024;
+const TOTAL = Number(process.env.TOTAL_MB || 1024) * MiB;
 const TRIM = process.env.TRIM || 'async';
 const FREE = process.env.FREE || 'half'; // or 'all'
 const REPEAT = Number(process.env.REPEAT || 5);
-const MB = (b) => (b === null ? 'null' : (b / 1048576).toFixed(1));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const MB = (b) => (b === null ? 'null' : (b / MiB).toFixed(1));
 
-if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
-
-async function settle() {
-  let last = -1;
-  for (let i = 0; i < 40; i++) {
-    globalThis.gc();
-    await sleep(50);
-    const now = fragstat.snapshot().allocatedBytes ?? fragstat.snapshot().rssBytes;
-    if (now === last) return;
-    last = now;
-  }
-}
-
-function median(fn) {
+/** Median ms of REPEAT calls of `fn`, and its last result. */
+function timed(fn) {
   const times = [];
   let result;
   for (let i = 0; i < REPEAT; i++) {
@@ -39,8 +22,7 @@ function median(fn) {
     result = fn();
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
-  times.sort((a, b) => a - b);
-  return { ms: times[Math.floor(times.length / 2)], result };
+  return { ms: median(times), result };
 }
 
 const count = Math.floor(TOTAL / SIZE);
@@ -51,8 +33,8 @@ const full = fragstat.snapshot();
 for (let i = FREE === 'all' ? 0 : 1; i < count; i += FREE === 'all' ? 1 : 2) bufs[i] = null;
 await settle();
 
-const cheap = median(() => fragstat.snapshot());
-const detail = median(() => fragstat.snapshot({ detail: true }));
+const cheap = timed(() => fragstat.snapshot());
+const detail = timed(() => fragstat.snapshot({ detail: true }));
 const d = detail.result;
 const chunks = d.detail ? d.detail.arenas.reduce((s, a) => s + a.freeChunks, 0) : null;
 const t = TRIM === 'sync' ? fragstat.trimSync() : await fragstat.trim();
