@@ -108,11 +108,13 @@ struct TrimOutcome {
 };
 
 // The part of a trim that must run on the thread that asked for it (see
-// Backend::PrepareTrimOnCallingThread). RSS is read first, so the trim's whole effect is seen.
+// Backend::PrepareTrimOnCallingThread). RSS is read just before the first step that releases
+// memory: here when that step runs on this thread, otherwise when the rest of the trim starts, so
+// time spent waiting for a pool thread does not count as released (or gained) memory.
 TrimOutcome BeginTrim(Backend& b) {
   TrimOutcome t;
   if (!b.CanTrim()) return t;
-  t.rss_before = ReadRssBytes();
+  if (b.PrepareReleasesMemory()) t.rss_before = ReadRssBytes();
   const double start = NowMs();
   b.PrepareTrimOnCallingThread();
   t.blocking_ms = NowMs() - start;
@@ -122,6 +124,7 @@ TrimOutcome BeginTrim(Backend& b) {
 // The rest, on any thread.
 void FinishTrim(Backend& b, TrimOutcome& t) {
   if (!b.CanTrim()) return;
+  if (std::isnan(t.rss_before)) t.rss_before = ReadRssBytes();
   const double start = NowMs();
   t.status = b.Trim(t.result);
   t.duration_ms = t.blocking_ms + (NowMs() - start);

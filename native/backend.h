@@ -80,6 +80,8 @@ class Backend {
   // Work that must happen on the thread that asked for a trim, before Trim() runs, possibly on
   // another thread (jemalloc's thread cache belongs to the calling thread, for instance).
   virtual void PrepareTrimOnCallingThread() {}
+  // True when PrepareTrimOnCallingThread releases memory itself, so RSS must be read before it.
+  virtual bool PrepareReleasesMemory() const { return false; }
   // Releases free memory to the OS. `result` receives the allocator's own return value, or NaN
   // when the allocator's call returns nothing. Safe to call from any thread.
   virtual Status Trim(double& result) = 0;

@@ -60,6 +60,8 @@ class MimallocBackend final : public Backend {
     if (collect_ != nullptr) collect_(true);
   }
 
+  bool PrepareReleasesMemory() const override { return true; }
+
   Status Trim(double& result) override {
     // The pool thread's own heap and the abandoned segments of exited threads.
     if (collect_ != nullptr) collect_(true);

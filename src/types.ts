@@ -112,7 +112,7 @@ export interface TrimResult {
   timestamp: number;
   /** False where the allocator cannot trim (then every figure below is null). */
   supported: boolean;
-  /** RSS just before the trim. */
+  /** RSS just before the trim's first releasing call (not when trim() was called: see the README). */
   rssBeforeBytes: number | null;
   /** RSS just after it. */
   rssAfterBytes: number | null;

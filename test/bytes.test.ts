@@ -3,7 +3,7 @@
 // fragmentation rise; trim, see RSS fall by what trim() says it released.
 import { describe, expect, it } from 'vitest';
 import type { Snapshot, TrimResult, AllocatorInfo } from '../src';
-import { havePreload, runFixture } from './helpers';
+import { evalJson, havePreload, MiB, runFixture } from './helpers';
 
 interface Run {
   count: number;
@@ -80,6 +80,28 @@ describe('glibc', () => {
       expectNear(r.trimmed.freeBytes, r.freed.freeBytes!, 0.95, 1.05);
     });
   }
+
+  it('does not count memory the JS thread grew while trim() waited for a pool thread', () => {
+    // One pool thread, busy with a key derivation; trim() queues behind it while the JS thread
+    // writes 64 MiB. "RSS before" is read when the trim starts, so those 64 MiB are not counted
+    // as the trim's (they would show as about -64 MiB released).
+    const r = evalJson<{ t: TrimResult; rssAfterFill: number; busyMs: number; waitedMs: number }>(
+      `const crypto = require('node:crypto');
+      const t0 = Date.now();
+      let busyMs = 0;
+      crypto.pbkdf2('x', 'y', 300000, 64, 'sha512', () => { busyMs = Date.now() - t0; });
+      const pending = fragstat.trim();
+      const grown = Buffer.alloc(${64 * MiB}, 1);
+      const rssAfterFill = process.memoryUsage.rss();
+      pending.then((t) => console.log(JSON.stringify({ t, rssAfterFill, busyMs, waitedMs: Date.now() - t0, n: grown.length })));`,
+      { env: { UV_THREADPOOL_SIZE: '1' } },
+    );
+    // The trim really did wait behind the derivation.
+    expect(r.busyMs).toBeGreaterThan(0);
+    expect(r.waitedMs).toBeGreaterThanOrEqual(r.busyMs);
+    expect(r.t.rssBeforeBytes!).toBeGreaterThanOrEqual(r.rssAfterFill - 4 * MiB);
+    expect(r.t.releasedBytes!).toBeGreaterThan(-4 * MiB);
+  });
 });
 
 describe.runIf(havePreload('jemalloc'))('jemalloc (LD_PRELOAD)', () => {
