@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -21,11 +23,12 @@ namespace fragstat {
 
 namespace {
 
-bool IsHidden(const char* name) {
-  const char* hide = std::getenv("FRAGSTAT_HIDE_SYMBOLS");
-  if (hide == nullptr || *hide == '\0') return false;
+// True when the comma-separated list in environment variable `var` names `name` ("*" names all).
+bool Listed(const char* var, const char* name) {
+  const char* list = std::getenv(var);
+  if (list == nullptr || *list == '\0') return false;
   const size_t len = std::strlen(name);
-  const char* p = hide;
+  const char* p = list;
   while (*p != '\0') {
     const char* end = std::strchr(p, ',');
     const size_t n = end ? static_cast<size_t>(end - p) : std::strlen(p);
@@ -36,11 +39,33 @@ bool IsHidden(const char* name) {
   return false;
 }
 
+// Stand-ins that fail as the real functions can, for FRAGSTAT_FAIL_SYMBOLS.
+int FailingMallocInfo(int, FILE*) {
+  errno = EINVAL;
+  return -1;
+}
+int FailingMallctlByMib(const size_t*, size_t, void*, size_t*, void*, size_t) { return EIO; }
+
+struct StandIn {
+  const char* name;
+  void* fn;
+};
+const StandIn kFailing[] = {
+    {"malloc_info", reinterpret_cast<void*>(&FailingMallocInfo)},
+    {"mallctlbymib", reinterpret_cast<void*>(&FailingMallctlByMib)},
+};
+
 }  // namespace
 
 void* ResolveSymbol(const char* name) {
-  if (IsHidden(name)) return nullptr;
-  return dlsym(RTLD_DEFAULT, name);
+  if (Listed("FRAGSTAT_HIDE_SYMBOLS", name)) return nullptr;
+  void* fn = dlsym(RTLD_DEFAULT, name);
+  if (fn != nullptr && Listed("FRAGSTAT_FAIL_SYMBOLS", name)) {
+    for (const StandIn& s : kFailing) {
+      if (std::strcmp(s.name, name) == 0) return s.fn;
+    }
+  }
+  return fn;
 }
 
 }  // namespace fragstat

@@ -9,6 +9,8 @@ namespace fragstat {
 // Returns nullptr when the symbol is absent, or when the environment variable
 // FRAGSTAT_HIDE_SYMBOLS names it ("*" hides every allocator symbol). That variable exists so
 // tests can reproduce a libc without any of these symbols (musl, say) on a glibc machine.
+// Likewise FRAGSTAT_FAIL_SYMBOLS swaps in stand-ins that fail as the real function can
+// (malloc_info: -1 with EINVAL; mallctlbymib: EIO), so tests reach the error paths.
 void* ResolveSymbol(const char* name);
 
 template <typename Fn>

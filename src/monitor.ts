@@ -415,7 +415,7 @@ export class Monitor extends EventEmitter {
 
   private fail(err: Error): void {
     this.lastError = err;
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.listenerCount('error') > 0) this.emitSafely('error', err);
   }
 }
 

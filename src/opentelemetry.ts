@@ -53,11 +53,17 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
   const detail = checkBoolean('options.detail', o.detail, false);
   const info = allocator();
   const attributes = { allocator: info.name };
-  const probe = snapshot({ detail });
+  // If that read fails, every figure is registered; those the allocator lacks are never observed.
+  let probe: Snapshot | null = null;
+  try {
+    probe = snapshot({ detail });
+  } catch {
+    probe = null;
+  }
 
   const observed: { instrument: unknown; value: Value }[] = [];
   for (const f of figures) {
-    if (f.value(probe) === null) continue; // never available under this allocator / without detail
+    if (probe !== null && f.value(probe) === null) continue; // never available under this allocator / without detail
     observed.push({
       instrument: meter.createObservableGauge(prefix + f.id, { description: f.help, unit: units[f.unit] }),
       value: f.value,
@@ -72,19 +78,33 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
     unit: 'By',
   });
 
+  const failures = meter.createObservableCounter(`${prefix}snapshot.errors`, {
+    description: 'Collections whose allocator read failed (their gauges are left out)',
+    unit: '{error}',
+  });
+
+  let errors = 0;
   const callback = async (observer: {
     observe(instrument: unknown, value: number, attributes?: object): void;
   }) => {
-    const s = await snapshotAsync({ detail });
-    for (const { instrument, value } of observed) {
-      const v = value(s);
-      if (v !== null && Number.isFinite(v)) observer.observe(instrument, v, attributes);
+    // A failed read (an allocator interface error) leaves the gauges out of this collection
+    // instead of failing it; the counters are still reported.
+    const s = await snapshotAsync({ detail }).catch((): null => {
+      errors++;
+      return null;
+    });
+    if (s !== null) {
+      for (const { instrument, value } of observed) {
+        const v = value(s);
+        if (v !== null && Number.isFinite(v)) observer.observe(instrument, v, attributes);
+      }
     }
     const log = trimLog();
     observer.observe(trims, log.count, attributes);
     observer.observe(released, log.releasedBytesTotal, attributes);
+    observer.observe(failures, errors, attributes);
   };
-  const all = [...observed.map((x) => x.instrument), trims, released];
+  const all = [...observed.map((x) => x.instrument), trims, released, failures];
   meter.addBatchObservableCallback(callback, all);
   return () => meter.removeBatchObservableCallback(callback, all);
 }

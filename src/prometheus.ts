@@ -30,7 +30,7 @@ interface Def {
   name: string;
   help: string;
   kind: 'gauge' | 'counter';
-  value: ((s: Snapshot) => number | null) | (() => number);
+  value: ((s: Snapshot) => number | null) | ((errors: number) => number);
 }
 
 const suffix = { bytes: '_bytes', ratio: '_ratio', arenas: '' } as const;
@@ -54,6 +54,12 @@ const defs: Def[] = [
     help: 'RSS released by those trims.',
     kind: 'counter',
     value: () => trimLog().releasedBytesTotal,
+  },
+  {
+    name: 'snapshot_errors_total',
+    help: 'Scrapes whose allocator read failed; their fragstat gauges were left out.',
+    kind: 'counter',
+    value: (errors: number) => errors,
   },
 ];
 
@@ -104,14 +110,28 @@ export function registerPrometheus(
   const client = (o.client ?? require('prom-client')) as PromClient;
 
   const info = allocator();
-  let cached: { at: number; promise: Promise<Snapshot> } | null = null;
-  const current = (): Promise<Snapshot> => {
+  // One snapshot serves every metric of a scrape: a snapshot still in flight is shared, and a
+  // finished one is reused for cacheMs. A failed one (an allocator interface error) is counted
+  // once and leaves the gauges out, rather than failing the whole registry's output, the
+  // application's own metrics included.
+  let errors = 0;
+  let cached: { at: number; done: boolean; promise: Promise<Snapshot | null> } | null = null;
+  const current = (): Promise<Snapshot | null> => {
     const now = performance.now();
-    if (!cached || now - cached.at > cacheMs) {
-      cached = { at: now, promise: snapshotAsync({ detail }) };
-      cached.promise.catch(() => {
-        cached = null;
-      });
+    if (!cached || (cached.done && now - cached.at > cacheMs)) {
+      const entry = { at: now, done: false, promise: Promise.resolve<Snapshot | null>(null) };
+      entry.promise = snapshotAsync({ detail }).then(
+        (s) => {
+          entry.done = true;
+          return s;
+        },
+        (): null => {
+          entry.done = true;
+          errors++;
+          return null;
+        },
+      );
+      cached = entry;
     }
     return cached.promise;
   };
@@ -122,9 +142,16 @@ export function registerPrometheus(
   // Figures the running allocator never has (mimalloc's live bytes, glibc's arenas without
   // detail, everything but RSS when nothing is known) are not registered at all: one snapshot
   // (with detail when asked) tells which.
-  const probe = snapshot({ detail });
+  // If that read fails, every figure is registered; those the allocator lacks stay empty.
+  let probe: Snapshot | null = null;
+  try {
+    probe = snapshot({ detail });
+  } catch {
+    probe = null;
+  }
   for (const d of defs) {
-    const available = d.kind === 'counter' || (d.value as (s: Snapshot) => number | null)(probe) !== null;
+    const available =
+      d.kind === 'counter' || probe === null || (d.value as (s: Snapshot) => number | null)(probe) !== null;
     if (!available) continue;
     const name = prefix + d.name;
     names.push(name);
@@ -142,10 +169,14 @@ export function registerPrometheus(
       }) {
         this.reset();
         if (d.kind === 'counter') {
-          this.inc!(labels, (value as () => number)());
+          // Wait for this scrape's snapshot, so a failure in it is already counted.
+          if (d.name === 'snapshot_errors_total') await current();
+          this.inc!(labels, (value as (errors: number) => number)(errors));
           return;
         }
-        const v = (value as (s: Snapshot) => number | null)(await current());
+        const s = await current();
+        if (s === null) return;
+        const v = (value as (s: Snapshot) => number | null)(s);
         if (v !== null && Number.isFinite(v)) this.set!(labels, v);
       },
     };

@@ -52,6 +52,7 @@ describe('registerOpenTelemetry', () => {
         'fragstat.external_fragmentation',
         'fragstat.trims',
         'fragstat.trim.released',
+        'fragstat.snapshot.errors',
       ].sort(),
     );
     const allocated = points.get('fragstat.allocated')!;
@@ -61,6 +62,7 @@ describe('registerOpenTelemetry', () => {
     expect(Math.abs(allocated.value - s.allocatedBytes!)).toBeLessThan(4 * 1024 * 1024);
     expect(points.get('fragstat.fragmentation')!.unit).toBe('1');
     expect(points.get('fragstat.arenas')!.value).toBeGreaterThanOrEqual(1);
+    expect(points.get('fragstat.snapshot.errors')!.value).toBe(0);
   });
 
   it('counts trims', async () => {

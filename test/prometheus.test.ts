@@ -31,6 +31,7 @@ describe('registerPrometheus', () => {
       'fragstat_snapshot_duration_seconds',
       'fragstat_trims_total',
       'fragstat_trim_released_bytes_total',
+      'fragstat_snapshot_errors_total',
       'fragstat_allocator_info',
     ]);
     const keep = Buffer.alloc(32 * 1024 * 1024, 1);
