@@ -210,7 +210,6 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("rawReadNs", &FragstatAddon::RawReadNs),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
-                             InstanceValue("MAX_RAW_FIELDS", Napi::Number::New(env, kMaxRawFields)),
                          });
   }
 

@@ -68,7 +68,6 @@ export interface NativeBinding {
   rawReadNs(iterations: number): number;
   readonly SNAPSHOT_SLOTS: number;
   readonly TRIM_SLOTS: number;
-  readonly MAX_RAW_FIELDS: number;
 }
 
 export const packageRoot = path.join(__dirname, '..');
@@ -118,7 +117,6 @@ function fallback(reason: string): NativeBinding {
     rawReadNs: () => NaN,
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 6,
-    MAX_RAW_FIELDS: 24,
   };
 }
 
