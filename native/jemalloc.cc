@@ -131,8 +131,6 @@ class JemallocBackend final : public Backend {
     if (tcache_flush_.len) bymib_(tcache_flush_.v, tcache_flush_.len, nullptr, nullptr, nullptr, 0);
   }
 
-  bool PrepareReleasesMemory() const override { return true; }
-
   Status Trim(double& result) override {
     if (int rc = bymib_(purge_.v, purge_.len, nullptr, nullptr, nullptr, 0); rc != 0) {
       return Status::Error("ERR_FRAGSTAT_MALLCTL",

@@ -57,7 +57,7 @@ const defs: Def[] = [
   },
   {
     name: 'snapshot_errors_total',
-    help: 'Scrapes whose allocator read failed; their fragstat gauges were left out.',
+    help: 'Allocator reads for scrapes that failed; scrapes served by a failed read leave the gauges out.',
     kind: 'counter',
     value: (errors: number) => errors,
   },
@@ -167,14 +167,16 @@ export function registerPrometheus(
         inc?(l: object, v: number): void;
         reset(): void;
       }) {
-        this.reset();
         if (d.kind === 'counter') {
-          // Wait for this scrape's snapshot, so a failure in it is already counted.
+          // Wait for this scrape's snapshot, so a failure in it is already counted; then reset
+          // and set with no await between, or overlapping scrapes would add twice.
           if (d.name === 'snapshot_errors_total') await current();
+          this.reset();
           this.inc!(labels, (value as (errors: number) => number)(errors));
           return;
         }
         const s = await current();
+        this.reset();
         if (s === null) return;
         const v = (value as (s: Snapshot) => number | null)(s);
         if (v !== null && Number.isFinite(v)) this.set!(labels, v);
