@@ -189,7 +189,20 @@ describe('fragstat plot', () => {
     expect(r.status, r.stderr).toBe(0);
     const svg2 = readFileSync(many, 'utf8');
     expect(svg2.match(/<polyline /g)).toHaveLength(files.length);
-    expect(svg2).toContain('glibc.ndjson (glibc)');
+    expect(svg2).toContain('>glibc (glibc)<');
+    // Every legend label fits inside the drawing (about 7 px a character at 12 px).
+    const width = Number(/<svg [^>]*width="(\d+)"/.exec(svg2)![1]);
+    for (const [, x, text] of svg2.matchAll(/<text x="([\d.]+)" y="[\d.]+">([^<]+)<\/text>/g)) {
+      expect(Number(x) + 7 * text.length).toBeLessThanOrEqual(width);
+    }
+    const long = path.join(dir, 'glibc-with-a-much-longer-configuration-name.ndjson');
+    writeFileSync(long, readFileSync(files[0]));
+    r = fragstat(['plot', files[0], long, '-o', many]);
+    expect(r.status, r.stderr).toBe(0);
+    const svg3 = readFileSync(many, 'utf8');
+    const width3 = Number(/<svg [^>]*width="(\d+)"/.exec(svg3)![1]);
+    const legend = /<text x="([\d.]+)" y="[\d.]+">(glibc-with-a-much-longer[^<]+)<\/text>/.exec(svg3)!;
+    expect(Number(legend[1]) + 7 * legend[2].length).toBeLessThanOrEqual(width3);
   });
 
   it('fails clearly on a missing or malformed file', () => {

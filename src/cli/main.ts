@@ -232,7 +232,7 @@ function plot(args: string[]): number {
       .filter((r) => typeof r.timestamp === 'number');
     if (rows.length === 0) throw new CliError(`${file} has no samples`);
     const t0 = rows[0].timestamp as number;
-    const label = files.length > 1 ? `${path.basename(file)} (${String(rows[0].allocator)})` : '';
+    const label = files.length > 1 ? `${path.basename(file, '.ndjson')} (${String(rows[0].allocator)})` : '';
     const wanted: Metric[] = metric ? [metric] : files.length > 1 ? ['rss'] : ['rss', 'allocated', 'free'];
     for (const m of wanted) {
       const points = rows

@@ -23,9 +23,12 @@ export function ticks(max: number, count = 5): number[] {
 }
 
 export function renderSvg(series: Series[], o: { title: string; xLabel: string; yLabel: string }): string {
-  const W = 960;
+  // The legend sits right of the plot: make room for the longest label (about 7 px a character
+  // at 12 px sans-serif) so none is cut off.
+  const longest = Math.max(0, ...series.map((s) => s.label.length));
+  const m = { left: 80, right: Math.max(220, 56 + Math.ceil(longest * 7)), top: 50, bottom: 60 };
+  const W = 740 + m.right;
   const H = 520;
-  const m = { left: 80, right: 220, top: 50, bottom: 60 };
   const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
   // A single sample (or a flat line) still gets a readable axis of at least 1.
   const xt = ticks(Math.max(1, ...all.map((p) => p.x)));
