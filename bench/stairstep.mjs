@@ -1,10 +1,11 @@
 // Reproduces the stair-step: the example service (examples/stairstep/service.js) under load
 // bursts of growing body size and concurrency, with rests between them, run under glibc, glibc
-// with fragstat's auto-trim, jemalloc, tcmalloc and mimalloc, each sampled by `fragstat run`.
-// Prints a table per configuration and writes docs/stairstep-rss.svg (RSS over time, one line
-// per configuration). About two and a half minutes per configuration.
+// with fragstat's auto-trim, jemalloc (default, and with its background purge thread), tcmalloc
+// and mimalloc, each sampled by `fragstat run`. Prints a table (medians over RUNS runs, the
+// configurations interleaved in each run) and writes docs/stairstep-rss.svg (RSS over time in the
+// first run, one line per configuration). About two and a half minutes per configuration and run.
 //
-//   node bench/stairstep.mjs [--out docs]
+//   RUNS=3 node bench/stairstep.mjs [--out docs]
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -24,6 +25,7 @@ mkdirSync(dataDir, { recursive: true });
 const BURST_S = Number(process.env.BURST_S || 8);
 const REST_S = Number(process.env.REST_S || 20);
 const IDLE_S = Number(process.env.IDLE_S || 30);
+const RUNS = Number(process.env.RUNS || 1);
 
 // Bursts of growing body size and concurrency; bodies vary within each burst.
 const bursts = [
@@ -59,12 +61,18 @@ const configs = [
   { name: 'glibc', allocator: 'glibc' },
   { name: 'glibc + auto-trim', allocator: 'glibc', env: { STAIRSTEP_AUTOTRIM: '1' } },
   { name: 'jemalloc', allocator: 'jemalloc' },
+  // jemalloc decays dirty pages only while it works, unless a background thread does it.
+  {
+    name: 'jemalloc + background_thread',
+    allocator: 'jemalloc',
+    env: { MALLOC_CONF: 'background_thread:true' },
+  },
   { name: 'tcmalloc', allocator: 'tcmalloc' },
   { name: 'mimalloc', allocator: 'mimalloc' },
 ];
 
-async function runConfig(c) {
-  const file = path.join(dataDir, `${c.name.replace(/[^a-z0-9]+/g, '-')}.ndjson`);
+async function runConfig(c, run) {
+  const file = path.join(dataDir, `${c.name.replace(/[^a-z0-9]+/g, '-')}-${run}.ndjson`);
   const child = spawn(
     process.execPath,
     [
@@ -135,14 +143,35 @@ async function runConfig(c) {
   };
 }
 
-const results = [];
-for (const c of configs) {
-  process.stderr.write(`running ${c.name}...\n`);
-  results.push(await runConfig(c));
+const runs = new Map(configs.map((c) => [c.name, []]));
+for (let run = 1; run <= RUNS; run++) {
+  for (const c of configs) {
+    process.stderr.write(`run ${run}/${RUNS}: ${c.name}...\n`);
+    runs.get(c.name).push(await runConfig(c, run));
+  }
 }
+// Medians over the runs; allocated and free are null where the allocator cannot tell.
+const med = (xs) => (xs.some((x) => x === null || x === undefined) ? null : median(xs));
+const results = configs.map((c) => {
+  const rs = runs.get(c.name);
+  return {
+    name: c.name,
+    file: rs[0].file,
+    peak: med(rs.map((r) => r.peak)),
+    afterRests: bursts.map((_, i) => med(rs.map((r) => r.afterRests[i]))),
+    final: med(rs.map((r) => r.final)),
+    finals: rs.map((r) => r.final),
+    allocated: med(rs.map((r) => r.allocated)),
+    free: med(rs.map((r) => r.free)),
+    rps: med(rs.map((r) => r.rps)),
+    p99: med(rs.map((r) => r.p99)),
+    errors: rs.reduce((n, r) => n + r.errors, 0),
+  };
+});
 const mb = (b) => (b === null || b === undefined ? 'n/a' : (b / MiB).toFixed(0));
 console.log(
-  `${machine()}\nbursts (KiB bodies x connections, ${bursts[0].seconds} s each, ${REST_MS / 1000} s rest): ${bursts.map((b) => `${b.kb}x${b.connections}`).join(', ')}; then ${IDLE_MS / 1000} s idle\n`,
+  `${machine()}\nbursts (KiB bodies x connections, ${bursts[0].seconds} s each, ${REST_MS / 1000} s rest): ${bursts.map((b) => `${b.kb}x${b.connections}`).join(', ')}; then ${IDLE_MS / 1000} s idle\n` +
+    `${RUNS} run(s) per configuration, interleaved; medians, and every run's final RSS\n`,
 );
 console.log(
   table(
@@ -151,10 +180,11 @@ console.log(
       'peak RSS MiB',
       'RSS after each rest MiB',
       'final RSS MiB',
+      'final RSS per run MiB',
       'allocated MiB',
       'free MiB',
       'req/s (median burst)',
-      'worst p99 ms',
+      'worst p99 ms (median run)',
       'errors',
     ],
     results.map((r) => [
@@ -162,6 +192,7 @@ console.log(
       mb(r.peak),
       r.afterRests.map(mb).join(' / '),
       mb(r.final),
+      r.finals.map(mb).join(' / '),
       mb(r.allocated),
       mb(r.free),
       r.rps.toFixed(0),

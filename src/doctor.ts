@@ -61,14 +61,24 @@ const fmt = (bytes: number) =>
     : `${(bytes / MiB).toFixed(bytes >= 10 * MiB ? 0 : 1)} MiB`;
 const pct = (r: number) => `${(r * 100).toFixed(0)}%`;
 
-/** The command that runs this process under jemalloc, with the library found on this system. */
+/**
+ * The command that runs this process under jemalloc, with the library found on this system and
+ * jemalloc's background purge thread on: without it, jemalloc decays freed pages only while it
+ * is called, so a service that goes idle keeps them (docs/STAIRSTEP.md measures both).
+ */
 export function jemallocCommand(): string {
   const lib = findLibrary('jemalloc');
   const args = process.argv.slice(1).join(' ');
   const cmd = `${process.execPath.split('/').pop()} ${args}`.trim();
-  return lib
-    ? `LD_PRELOAD=${lib} ${cmd}`
-    : `install jemalloc (${libraries.jemalloc.install}), then LD_PRELOAD=/path/to/libjemalloc.so.2 ${cmd}`;
+  const existing = process.env.MALLOC_CONF;
+  const conf =
+    existing && /\bbackground_thread:/.test(existing)
+      ? existing
+      : existing
+        ? `${existing},background_thread:true`
+        : 'background_thread:true';
+  const env = `MALLOC_CONF=${conf} LD_PRELOAD=${lib ?? '/path/to/libjemalloc.so.2'}`;
+  return lib ? `${env} ${cmd}` : `install jemalloc (${libraries.jemalloc.install}), then ${env} ${cmd}`;
 }
 
 /**
@@ -127,7 +137,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
         advice:
           'Each thread that allocates (zlib, crypto and fs work on the libuv pool) can get its own arena, and free ' +
           'memory in one arena cannot serve another. Cap the arenas with MALLOC_ARENA_MAX=2 in the environment, or ' +
-          `run under jemalloc, which returns free pages by itself: ${jemallocCommand()}`,
+          `run under jemalloc with its background thread, which returns free pages by itself: ${jemallocCommand()}`,
         numbers: { arenas: s.arenas, freeBytes: free, fragmentation: frag, heapBytes: s.heapBytes ?? 0 },
       });
     }
@@ -146,7 +156,10 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
           ? 'glibc keeps freed memory until asked: fragstat.trim() returns its whole free pages to the OS (how much ' +
             'depends on how scattered it is: compare rssBytes before and after). glibc counts released chunks as ' +
             'free even after a trim, so judge by RSS. '
-          : 'fragstat.trim() purges what the allocator can release now. ') +
+          : s.allocator === 'jemalloc'
+            ? 'fragstat.trim() purges what jemalloc can release now. jemalloc decays freed pages by itself only ' +
+              'while it is called, unless started with MALLOC_CONF=background_thread:true. '
+            : 'fragstat.trim() purges what the allocator can release now. ') +
         'To do it automatically, use monitor({ autoTrim: true }).',
       numbers: { freeBytes: free, fragmentation: frag, heapBytes: s.heapBytes ?? 0 },
     });

@@ -50,6 +50,30 @@ describe('rules', () => {
     const f = crit.find((x) => x.id === 'trimmable-free-memory')!;
     expect(f.numbers).toMatchObject({ freeBytes: 600 * MiB, fragmentation: 0.6 });
     expect(f.advice).toMatch(/trim\(\)/);
+    expect(f.advice).not.toMatch(/background_thread/);
+    // Under jemalloc the advice names its background thread: idle, it keeps freed pages otherwise.
+    const je = fragstat.doctor(
+      snap({ allocator: 'jemalloc', freeBytes: 100 * MiB, heapBytes: 300 * MiB }),
+      noV8,
+    );
+    expect(je.find((x) => x.id === 'trimmable-free-memory')!.advice).toMatch(
+      /MALLOC_CONF=background_thread:true/,
+    );
+  });
+
+  it('jemallocCommand keeps an existing MALLOC_CONF and adds the background thread once', () => {
+    const saved = process.env.MALLOC_CONF;
+    try {
+      delete process.env.MALLOC_CONF;
+      expect(fragstat.jemallocCommand()).toMatch(/MALLOC_CONF=background_thread:true LD_PRELOAD=/);
+      process.env.MALLOC_CONF = 'dirty_decay_ms:1000';
+      expect(fragstat.jemallocCommand()).toMatch(/MALLOC_CONF=dirty_decay_ms:1000,background_thread:true /);
+      process.env.MALLOC_CONF = 'background_thread:false';
+      expect(fragstat.jemallocCommand()).toMatch(/MALLOC_CONF=background_thread:false /);
+    } finally {
+      if (saved === undefined) delete process.env.MALLOC_CONF;
+      else process.env.MALLOC_CONF = saved;
+    }
   });
 
   it('byte floor: 90% free of a 40 MiB heap is not reported', () => {
@@ -65,6 +89,7 @@ describe('rules', () => {
     expect(a.severity).toBe('warn');
     expect(a.advice).toMatch(/MALLOC_ARENA_MAX=2/);
     expect(a.advice).toMatch(/LD_PRELOAD=\S*libjemalloc\.so\.2|apt-get install libjemalloc2/);
+    expect(a.advice).toMatch(/MALLOC_CONF=background_thread:true LD_PRELOAD=/);
     expect(a.numbers.arenas).toBe(8);
     // Not with few arenas, and not under another allocator.
     expect(
