@@ -1,7 +1,8 @@
 // Loading and calling fragstat in several worker_threads at once, and terminating them mid-call,
 // never takes the process down (each run is a child process: a crash shows as its exit status).
 import { describe, expect, it } from 'vitest';
-import { havePreload, runFixture, runNode, type Preload } from './helpers';
+import path from 'node:path';
+import { havePreload, root, runNode, type Preload, type RunResult } from './helpers';
 
 interface WorkersRun {
   rounds: number;
@@ -27,6 +28,37 @@ const WORKERS = 4;
 // these tests exercise, fragstat's calls in workers and their teardown, is unchanged.
 const NODE_ARGS = ['--no-concurrent-recompilation'];
 
+// That abort's signature: Node's assertion, with no frame from any addon (a .node file) on the
+// aborting thread. Other background work may still reach the same Node race, so such a run is
+// repeated once; a second one, or any other failure, fails the test.
+function isNodeTeardownRace(r: RunResult): boolean {
+  return (
+    r.signal === 'SIGABRT' &&
+    r.stderr.includes('NodePlatform::ForIsolate') &&
+    r.stderr.includes('Assertion failed: (data.first) != nullptr') &&
+    !/\.node\]/.test(r.stderr)
+  );
+}
+
+function runSurvivingNodeRace(args: string[], options: Parameters<typeof runNode>[1] = {}): RunResult {
+  let r = runNode([...NODE_ARGS, ...args], options);
+  if (isNodeTeardownRace(r)) {
+    console.warn('Node aborted in its own worker teardown (no addon frame on the stack); running once more');
+    r = runNode([...NODE_ARGS, ...args], options);
+  }
+  return r;
+}
+
+function runWorkers(preload?: Preload): WorkersRun {
+  const r = runSurvivingNodeRace([path.join(root, 'test/fixtures/workers.cjs')], {
+    preload,
+    env: { ROUNDS: String(ROUNDS), WORKERS: String(WORKERS) },
+  });
+  if (r.code !== 0)
+    throw new Error(`workers.cjs exited with ${r.code ?? r.signal}\n${r.stderr}\n${r.stdout}`);
+  return JSON.parse(r.stdout) as WorkersRun;
+}
+
 function check(r: WorkersRun, name: string) {
   expect(r.rounds).toBe(ROUNDS);
   expect(r.terminated).toBe(ROUNDS * WORKERS);
@@ -39,21 +71,14 @@ function check(r: WorkersRun, name: string) {
 
 describe('worker_threads', () => {
   it('survives workers terminated mid-call, round after round (glibc)', () => {
-    const r = runFixture<WorkersRun>('workers.cjs', {
-      nodeArgs: NODE_ARGS,
-      env: { ROUNDS: String(ROUNDS), WORKERS: String(WORKERS) },
-    });
+    const r = runWorkers();
     check(r, 'glibc');
     expect(r.snapshotAfter!).toBeGreaterThan(0);
   });
 
   for (const name of ['jemalloc', 'tcmalloc', 'mimalloc'] as Preload[]) {
     it.runIf(havePreload(name))(`survives the same under ${name}`, () => {
-      const r = runFixture<WorkersRun>('workers.cjs', {
-        nodeArgs: NODE_ARGS,
-        preload: name,
-        env: { ROUNDS: String(ROUNDS), WORKERS: String(WORKERS) },
-      });
+      const r = runWorkers(name);
       check(r, name);
     });
   }
@@ -78,7 +103,7 @@ describe('process lifecycle', () => {
   ];
   for (const [title, code] of cases) {
     it(title, () => {
-      const r = runNode([...NODE_ARGS, '-e', `const fragstat = require(process.cwd()); ${code}`]);
+      const r = runSurvivingNodeRace(['-e', `const fragstat = require(process.cwd()); ${code}`]);
       expect(r.stderr).toBe('');
       expect(r.signal).toBeNull();
       expect(r.code).toBe(0);
