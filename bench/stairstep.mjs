@@ -26,6 +26,8 @@ const BURST_S = Number(process.env.BURST_S || 8);
 const REST_S = Number(process.env.REST_S || 20);
 const IDLE_S = Number(process.env.IDLE_S || 30);
 const RUNS = Number(process.env.RUNS || 1);
+if (!Number.isInteger(RUNS) || RUNS < 1)
+  throw new Error(`RUNS must be a positive integer, not ${process.env.RUNS}`);
 
 // Bursts of growing body size and concurrency; bodies vary within each burst.
 const bursts = [

@@ -68,17 +68,19 @@ const pct = (r: number) => `${(r * 100).toFixed(0)}%`;
  */
 export function jemallocCommand(): string {
   const lib = findLibrary('jemalloc');
-  const args = process.argv.slice(1).join(' ');
-  const cmd = `${process.execPath.split('/').pop()} ${args}`.trim();
-  const existing = process.env.MALLOC_CONF;
-  const conf =
-    existing && /\bbackground_thread:/.test(existing)
-      ? existing
-      : existing
-        ? `${existing},background_thread:true`
-        : 'background_thread:true';
-  const env = `MALLOC_CONF=${conf} LD_PRELOAD=${lib ?? '/path/to/libjemalloc.so.2'}`;
+  const cmd = [process.execPath.split('/').pop()!, ...process.argv.slice(1)].map(shellQuote).join(' ');
+  // MALLOC_CONF is comma-separated key:value pairs: keep the user's, with background_thread true.
+  const pairs = (process.env.MALLOC_CONF ?? '')
+    .split(',')
+    .filter((p) => p !== '' && !p.startsWith('background_thread:'));
+  const conf = [...pairs, 'background_thread:true'].join(',');
+  const env = `MALLOC_CONF=${shellQuote(conf)} LD_PRELOAD=${shellQuote(lib ?? '/path/to/libjemalloc.so.2')}`;
   return lib ? `${env} ${cmd}` : `install jemalloc (${libraries.jemalloc.install}), then ${env} ${cmd}`;
+}
+
+/** `s` as one POSIX shell word: unchanged when it is plain, else single-quoted. */
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
@@ -157,8 +159,9 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
             'depends on how scattered it is: compare rssBytes before and after). glibc counts released chunks as ' +
             'free even after a trim, so judge by RSS. '
           : s.allocator === 'jemalloc'
-            ? 'fragstat.trim() purges what jemalloc can release now. jemalloc decays freed pages by itself only ' +
-              'while it is called, unless started with MALLOC_CONF=background_thread:true. '
+            ? 'fragstat.trim() purges what jemalloc can release now. If this memory stays while the service is ' +
+              'idle, check that jemalloc runs with its background thread (MALLOC_CONF=background_thread:true): ' +
+              'without it, jemalloc returns freed pages only while it is being called. '
             : 'fragstat.trim() purges what the allocator can release now. ') +
         'To do it automatically, use monitor({ autoTrim: true }).',
       numbers: { freeBytes: free, fragmentation: frag, heapBytes: s.heapBytes ?? 0 },

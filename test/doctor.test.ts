@@ -61,15 +61,21 @@ describe('rules', () => {
     );
   });
 
-  it('jemallocCommand keeps an existing MALLOC_CONF and adds the background thread once', () => {
+  it('jemallocCommand keeps an existing MALLOC_CONF, sets the background thread, and quotes for the shell', () => {
     const saved = process.env.MALLOC_CONF;
     try {
       delete process.env.MALLOC_CONF;
       expect(fragstat.jemallocCommand()).toMatch(/MALLOC_CONF=background_thread:true LD_PRELOAD=/);
       process.env.MALLOC_CONF = 'dirty_decay_ms:1000';
       expect(fragstat.jemallocCommand()).toMatch(/MALLOC_CONF=dirty_decay_ms:1000,background_thread:true /);
-      process.env.MALLOC_CONF = 'background_thread:false';
-      expect(fragstat.jemallocCommand()).toMatch(/MALLOC_CONF=background_thread:false /);
+      // The advice is the background thread: an explicit false is replaced, a trailing comma dropped.
+      process.env.MALLOC_CONF = 'background_thread:false,narenas:4,';
+      expect(fragstat.jemallocCommand()).toMatch(/MALLOC_CONF=narenas:4,background_thread:true /);
+      // Values the shell would split or run are quoted.
+      process.env.MALLOC_CONF = "prof_prefix:/tmp/my dir/it's";
+      expect(fragstat.jemallocCommand()).toMatch(
+        /MALLOC_CONF='prof_prefix:\/tmp\/my dir\/it'\\''s,background_thread:true' LD_PRELOAD=/,
+      );
     } finally {
       if (saved === undefined) delete process.env.MALLOC_CONF;
       else process.env.MALLOC_CONF = saved;

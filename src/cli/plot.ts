@@ -23,10 +23,10 @@ export function ticks(max: number, count = 5): number[] {
 }
 
 export function renderSvg(series: Series[], o: { title: string; xLabel: string; yLabel: string }): string {
-  // The legend sits right of the plot: make room for the longest label (about 7 px a character
-  // at 12 px sans-serif) so none is cut off.
+  // The legend sits right of the plot: make room for the longest label so none is cut off. 8 px
+  // a character at 12 px sans-serif covers lower case (about 6.5 px) and most capitals.
   const longest = Math.max(0, ...series.map((s) => s.label.length));
-  const m = { left: 80, right: Math.max(220, 56 + Math.ceil(longest * 7)), top: 50, bottom: 60 };
+  const m = { left: 80, right: Math.max(220, 56 + Math.ceil(longest * 8)), top: 50, bottom: 60 };
   const W = 740 + m.right;
   const H = 520;
   const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
