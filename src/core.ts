@@ -9,7 +9,10 @@ const name: AllocatorName = info.name;
 // Arrays every synchronous call writes into: one pair per loaded addon (per thread), kept on the
 // addon's exports so that a second evaluation of this module (jest.resetModules, a cleared
 // require cache) shares them instead of taking them over.
-const shared = binding as typeof binding & { syncArrays?: { values: Float64Array; trim: Float64Array } };
+const shared = binding as typeof binding & {
+  syncArrays?: { values: Float64Array; trim: Float64Array };
+  trimLog?: TrimLog;
+};
 if (!shared.syncArrays) {
   shared.syncArrays = {
     values: new Float64Array(binding.SNAPSHOT_SLOTS),
@@ -135,7 +138,8 @@ export interface TrimLog {
   last: TrimResult | null;
 }
 
-const log: TrimLog = { count: 0, releasedBytesTotal: 0, last: null };
+// Kept on the addon's exports too, so every evaluation of this module counts the same trims.
+const log: TrimLog = (shared.trimLog ??= { count: 0, releasedBytesTotal: 0, last: null });
 
 /** What trims have done in this thread so far (a copy). */
 export function trimLog(): TrimLog {

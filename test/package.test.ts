@@ -48,7 +48,7 @@ describe('entry points', () => {
     expect(r.code).toBe(0);
   });
 
-  it('two evaluations of the module (a cleared require cache) both keep working', () => {
+  it('two evaluations of the module (a cleared require cache) both keep working and share the trim log', () => {
     const r = runNode([
       '-e',
       `const a = require('.');
@@ -56,7 +56,8 @@ describe('entry points', () => {
        const b = require('.');
        const keep = Buffer.alloc(64 * 1024 * 1024, 1);
        process.stdout.write(JSON.stringify({ same: a === b, a: a.snapshot().allocatedBytes, b: b.snapshot().allocatedBytes,
-         at: a.trimSync().supported, bt: b.trimSync().supported, keep: keep.length }));`,
+         at: a.trimSync().supported, bt: b.trimSync().supported, keep: keep.length,
+         trims: [a.trimLog().count, b.trimLog().count] }));`,
     ]);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
@@ -64,6 +65,8 @@ describe('entry points', () => {
     expect(out.a).toBeGreaterThan(64 * 1024 * 1024);
     expect(out.b).toBeGreaterThan(64 * 1024 * 1024);
     expect(out.at && out.bt).toBe(true);
+    // One trim log per thread, whichever copy of the module trimmed.
+    expect(out.trims).toEqual([2, 2]);
   });
 
   it('loads where code generation from strings is disallowed', () => {
