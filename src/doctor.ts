@@ -1,6 +1,7 @@
 // Findings a person can act on, from a snapshot (and, optionally, a monitor's history).
 import { getHeapStatistics } from 'node:v8';
 import { snapshot } from './core';
+import { formatBytes } from './format';
 import { findLibrary, libraries } from './libraries';
 import type { Snapshot } from './types';
 import type { MonitorStats } from './monitor';
@@ -55,10 +56,6 @@ export const doctorThresholds = {
   peak: { ratio: 2, bytes: 256 * MiB },
 } as const;
 
-const fmt = (bytes: number) =>
-  bytes >= GiB
-    ? `${(bytes / GiB).toFixed(2)} GiB`
-    : `${(bytes / MiB).toFixed(bytes >= 10 * MiB ? 0 : 1)} MiB`;
 const pct = (r: number) => `${(r * 100).toFixed(0)}%`;
 
 /**
@@ -135,7 +132,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
       findings.push({
         id: 'glibc-arenas',
         severity: 'warn',
-        title: `glibc spreads the heap over ${s.arenas} arenas and ${pct(frag)} of it (${fmt(free)}) is free`,
+        title: `glibc spreads the heap over ${s.arenas} arenas and ${pct(frag)} of it (${formatBytes(free)}) is free`,
         advice:
           'Each thread that allocates (zlib, crypto and fs work on the libuv pool) can get its own arena, and free ' +
           'memory in one arena cannot serve another. Cap the arenas with MALLOC_ARENA_MAX=2 in the environment, or ' +
@@ -152,7 +149,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
     findings.push({
       id: 'trimmable-free-memory',
       severity: critical ? 'critical' : 'warn',
-      title: `The allocator holds ${fmt(free)} of free memory (${pct(frag)} of its heap)`,
+      title: `The allocator holds ${formatBytes(free)} of free memory (${pct(frag)} of its heap)`,
       advice:
         (glibc
           ? 'glibc keeps freed memory until asked: fragstat.trim() returns its whole free pages to the OS (how much ' +
@@ -178,7 +175,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
       findings.push({
         id: 'rss-above-allocated',
         severity: critical ? 'critical' : 'warn',
-        title: `RSS outside the V8 heap is ${ratio.toFixed(2)}x the bytes malloc has live (${fmt(excess)} more)`,
+        title: `RSS outside the V8 heap is ${ratio.toFixed(2)}x the bytes malloc has live (${formatBytes(excess)} more)`,
         advice:
           'Memory is resident that neither V8 nor live native allocations account for: usually free allocator ' +
           'memory not yet returned (trim() tests that), or memory outside malloc (mmap by an addon, thread stacks).',
@@ -210,7 +207,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
       findings.push({
         id: 'peak-above-current',
         severity: 'info',
-        title: `${what === 'rssBytes' ? 'RSS' : 'glibc arena memory'} peaked at ${fmt(peak)}, ${(peak / current).toFixed(1)}x what it is now`,
+        title: `${what === 'rssBytes' ? 'RSS' : 'glibc arena memory'} peaked at ${formatBytes(peak)}, ${(peak / current).toFixed(1)}x what it is now`,
         advice:
           'A burst raised the footprint and it has come down since. If RSS stays near the peak while live bytes ' +
           'fell, the allocator kept the memory: see trimmable-free-memory.',

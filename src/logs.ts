@@ -1,5 +1,6 @@
 // A flat, log-friendly view of a snapshot: plain keys and numbers that pino, winston or any JSON
 // logger print well, plus one human-readable line.
+import { formatBytes } from './format';
 import type { Snapshot } from './types';
 
 export interface LogFields {
@@ -17,13 +18,7 @@ export interface LogFields {
   summary: string;
 }
 
-const MiB = 1024 * 1024;
-const size = (b: number | null) =>
-  b === null
-    ? 'n/a'
-    : b >= 1024 * MiB
-      ? `${(b / (1024 * MiB)).toFixed(2)} GiB`
-      : `${(b / MiB).toFixed(b >= 10 * MiB ? 0 : 1)} MiB`;
+const size = (b: number | null) => (b === null ? 'n/a' : formatBytes(b));
 const round = (r: number | null) => (r === null ? null : Math.round(r * 10000) / 10000);
 
 /** Flattens a snapshot for a log line. Ratios are rounded to 4 decimals. */
