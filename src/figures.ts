@@ -1,6 +1,20 @@
 // The figures of a snapshot that metrics exporters publish, defined once: Prometheus and
 // OpenTelemetry differ only in how they spell names and units.
+import { snapshot } from './core';
 import type { Snapshot } from './types';
+
+/**
+ * One snapshot that tells an exporter which figures the running allocator (with or without
+ * detail) can ever report. Null when that read fails: the exporter then registers every figure,
+ * and those the allocator lacks stay empty.
+ */
+export function probeFigures(detail: boolean): Snapshot | null {
+  try {
+    return snapshot({ detail });
+  } catch {
+    return null;
+  }
+}
 
 export interface Figure {
   /** Base name: Prometheus appends the unit suffix (`_bytes`, `_ratio`), OpenTelemetry does not. */

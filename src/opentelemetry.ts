@@ -1,7 +1,7 @@
 // OpenTelemetry metrics through @opentelemetry/api (a peer dependency): observable instruments
 // read together, off the JS thread, once per collection.
-import { allocator, snapshot, snapshotAsync, trimLog } from './core';
-import { figures } from './figures';
+import { allocator, snapshotAsync, trimLog } from './core';
+import { figures, probeFigures } from './figures';
 import type { Snapshot } from './types';
 import { checkBoolean, checkKeys, checkOptions, describe } from './validate';
 
@@ -53,13 +53,7 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
   const detail = checkBoolean('options.detail', o.detail, false);
   const info = allocator();
   const attributes = { allocator: info.name };
-  // If that read fails, every figure is registered; those the allocator lacks are never observed.
-  let probe: Snapshot | null = null;
-  try {
-    probe = snapshot({ detail });
-  } catch {
-    probe = null;
-  }
+  const probe = probeFigures(detail);
 
   const observed: { instrument: unknown; value: Value }[] = [];
   for (const f of figures) {

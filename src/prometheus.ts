@@ -1,7 +1,7 @@
 // Prometheus metrics through prom-client (a peer dependency): gauges read on scrape, off the JS
 // thread, one snapshot shared by every metric of a scrape.
-import { allocator, snapshot, snapshotAsync, trimLog } from './core';
-import { figures } from './figures';
+import { allocator, snapshotAsync, trimLog } from './core';
+import { figures, probeFigures } from './figures';
 import type { Snapshot } from './types';
 import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
 
@@ -142,13 +142,7 @@ export function registerPrometheus(
   // Figures the running allocator never has (mimalloc's live bytes, glibc's arenas without
   // detail, everything but RSS when nothing is known) are not registered at all: one snapshot
   // (with detail when asked) tells which.
-  // If that read fails, every figure is registered; those the allocator lacks stay empty.
-  let probe: Snapshot | null = null;
-  try {
-    probe = snapshot({ detail });
-  } catch {
-    probe = null;
-  }
+  const probe = probeFigures(detail);
   for (const d of defs) {
     const available =
       d.kind === 'counter' || probe === null || (d.value as (s: Snapshot) => number | null)(probe) !== null;
@@ -170,7 +164,7 @@ export function registerPrometheus(
         if (d.kind === 'counter') {
           // Wait for this scrape's snapshot, so a failure in it is already counted; then reset
           // and set with no await between, or overlapping scrapes would add twice.
-          if (d.name === 'snapshot_errors_total') await current();
+          await current();
           this.reset();
           this.inc!(labels, (value as (errors: number) => number)(errors));
           return;
