@@ -82,6 +82,11 @@ export function runFixture<T>(
     [...(options.nodeArgs ?? ['--expose-gc']), path.join(root, 'test/fixtures', fixture)],
     options,
   );
+  return fixtureOutput<T>(fixture, r);
+}
+
+/** The JSON a fixture printed, or an error with its exit status and output. */
+export function fixtureOutput<T>(fixture: string, r: RunResult): T {
   if (r.code !== 0) {
     throw new Error(`${fixture} exited with ${r.code ?? r.signal}\n${r.stderr}\n${r.stdout}`);
   }

@@ -2,7 +2,7 @@
 // never takes the process down (each run is a child process: a crash shows as its exit status).
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { havePreload, root, runNode, type Preload, type RunResult } from './helpers';
+import { fixtureOutput, havePreload, root, runNode, type Preload, type RunResult } from './helpers';
 
 interface WorkersRun {
   rounds: number;
@@ -60,9 +60,7 @@ function runWorkers(preload?: Preload): WorkersRun {
     preload,
     env: { ROUNDS: String(ROUNDS), WORKERS: String(WORKERS) },
   });
-  if (r.code !== 0)
-    throw new Error(`workers.cjs exited with ${r.code ?? r.signal}\n${r.stderr}\n${r.stdout}`);
-  return JSON.parse(r.stdout) as WorkersRun;
+  return fixtureOutput<WorkersRun>('workers.cjs', r);
 }
 
 function check(r: WorkersRun, name: string) {
