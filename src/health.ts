@@ -2,19 +2,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { snapshotAsync, trim, trimLog } from './core';
 import { doctor, type Finding, type Severity } from './doctor';
-import type { AllocatorName, TrimResult } from './types';
+import type { Snapshot, TrimResult } from './types';
 import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
 
-export interface HealthReport {
+/** The snapshot's own figures, as the snapshot documents them. */
+type HealthFigures = Pick<
+  Snapshot,
+  'allocator' | 'timestamp' | 'rssBytes' | 'allocatedBytes' | 'freeBytes' | 'heapBytes' | 'arenas'
+>;
+
+export interface HealthReport extends HealthFigures {
   /** The doctor's worst finding: 'ok' when there is none (or only 'info' ones). */
   status: 'ok' | 'warn' | 'critical';
-  allocator: AllocatorName;
-  timestamp: number;
-  rssBytes: number | null;
-  allocatedBytes: number | null;
-  freeBytes: number | null;
-  heapBytes: number | null;
-  arenas: number | null;
   fragmentationRatio: number | null;
   rssRatio: number | null;
   trims: number;

@@ -3,14 +3,14 @@
 import { formatBytes } from './format';
 import type { Snapshot } from './types';
 
-export interface LogFields {
+/** The snapshot's own figures, as the snapshot documents them. */
+type LoggedFigures = Pick<
+  Snapshot,
+  'rssBytes' | 'allocatedBytes' | 'freeBytes' | 'heapBytes' | 'largestFreeBytes' | 'arenas'
+>;
+
+export interface LogFields extends LoggedFigures {
   allocator: string;
-  rssBytes: number | null;
-  allocatedBytes: number | null;
-  freeBytes: number | null;
-  heapBytes: number | null;
-  largestFreeBytes: number | null;
-  arenas: number | null;
   fragmentationRatio: number | null;
   externalRatio: number | null;
   rssRatio: number | null;
