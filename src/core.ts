@@ -1,5 +1,6 @@
 // The core API: allocator detection, snapshots and trims. Everything else builds on these.
 import { binding, loadError, Slot, TrimSlot, type NativeDetail } from './binding';
+import { glibcResidentFree, readSmaps, readSmapsAsync, type Smaps } from './smaps';
 import { checkBoolean, checkKeys, checkOptions, describe } from './validate';
 import type { AllocatorInfo, AllocatorName, Snapshot, SnapshotOptions, TrimResult } from './types';
 
@@ -96,13 +97,49 @@ function noArguments(fn: string, args: unknown[]): void {
   }
 }
 
-function build(values: Float64Array, detail: NativeDetail | undefined, timestamp: number): Snapshot {
+/**
+ * Free bytes in RAM, from the allocator's own figures where it keeps them (jemalloc, tcmalloc),
+ * or from the smaps read that came with a glibc detail snapshot.
+ */
+function residentFree(
+  raw: Record<string, number | null>,
+  allocated: number | null,
+  free: number | null,
+  smaps: Smaps | null | undefined,
+): number | null {
+  switch (name) {
+    case 'jemalloc': {
+      const resident = raw['stats.resident'];
+      const metadata = raw['stats.metadata'];
+      if (resident == null || metadata == null || allocated === null) return null;
+      return Math.max(0, resident - metadata - allocated);
+    }
+    case 'tcmalloc':
+      return free;
+    case 'glibc':
+      return smaps === undefined
+        ? null
+        : (glibcResidentFree(smaps, raw.uordblks ?? null)?.residentFreeBytes ?? null);
+    default:
+      return null;
+  }
+}
+
+function build(
+  values: Float64Array,
+  detail: NativeDetail | undefined,
+  timestamp: number,
+  smaps?: Smaps | null,
+  smapsMs = 0,
+): Snapshot {
   const rss = orNull(values[Slot.Rss]);
   const allocated = orNull(values[Slot.Allocated]);
   const free = orNull(values[Slot.Free]);
   const heap = orNull(values[Slot.Heap]);
   const largest = orNull(values[Slot.LargestFree]);
   const raw = buildRaw(values);
+  const residentFreeBytes = residentFree(raw, allocated, free, smaps);
+  const held = allocated !== null && residentFreeBytes !== null ? allocated + residentFreeBytes : null;
   let external: number | null = null;
   if (largest !== null && free !== null && free > 0) {
     external = Math.min(1, Math.max(0, 1 - largest / free));
@@ -113,15 +150,17 @@ function build(values: Float64Array, detail: NativeDetail | undefined, timestamp
     rssBytes: rss,
     allocatedBytes: allocated,
     freeBytes: free,
+    residentFreeBytes,
     heapBytes: heap,
     largestFreeBytes: largest,
     arenas: orNull(values[Slot.Arenas]),
     ratios: {
       fragmentation: free !== null && heap !== null && heap > 0 ? free / heap : null,
       external,
-      rss: rss !== null && allocated !== null && allocated > 0 ? rss / allocated : null,
+      rss: held !== null && allocated! > 0 ? held / allocated! : null,
+      residentFragmentation: held !== null && held > 0 ? residentFreeBytes! / held : null,
     },
-    durationMs: values[Slot.DurationMs],
+    durationMs: values[Slot.DurationMs] + smapsMs,
     mayHaveWrapped: values[Slot.MayWrap] === 1,
     raw,
     detail: detail ?? null,
@@ -184,7 +223,11 @@ export function allocator(): AllocatorInfo {
 export function snapshot(options?: SnapshotOptions): Snapshot {
   const { detail } = readOptions('snapshot', options);
   const nativeDetail = binding.snapshot(detail);
-  return build(syncValues, nativeDetail, Date.now());
+  const t = Date.now();
+  if (!(detail && name === 'glibc')) return build(syncValues, nativeDetail, t);
+  const t0 = performance.now();
+  const smaps = readSmaps();
+  return build(syncValues, nativeDetail, t, smaps, performance.now() - t0);
 }
 
 /** Same as snapshot(), read on a libuv pool thread: the JS thread never waits for the walk. */
@@ -193,7 +236,10 @@ export async function snapshotAsync(options?: SnapshotOptions): Promise<Snapshot
   const values = new Float64Array(binding.SNAPSHOT_SLOTS);
   const timestamp = Date.now();
   const nativeDetail = await binding.snapshotAsync(detail, values);
-  return build(values, nativeDetail, timestamp);
+  if (!(detail && name === 'glibc')) return build(values, nativeDetail, timestamp);
+  const t0 = performance.now();
+  const smaps = await readSmapsAsync();
+  return build(values, nativeDetail, timestamp, smaps, performance.now() - t0);
 }
 
 /**

@@ -5,6 +5,14 @@
 export { allocator, snapshot, snapshotAsync, trim, trimSync, trimLog, type TrimLog } from './core';
 export type * from './types';
 export {
+  breakdown,
+  breakdownAsync,
+  composeBreakdown,
+  type Breakdown,
+  type BreakdownParts,
+  type BreakdownPart,
+} from './breakdown';
+export {
   monitor,
   Monitor,
   type MonitorOptions,

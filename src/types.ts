@@ -58,8 +58,15 @@ export interface Ratios {
   fragmentation: number | null;
   /** 1 - largestFreeBytes / freeBytes: how scattered the free memory is (0 = one block). Needs `detail`. */
   external: number | null;
-  /** rssBytes / allocatedBytes (Redis calls it mem_fragmentation_ratio). Above 1 RSS exceeds live data. */
+  /**
+   * (allocatedBytes + residentFreeBytes) / allocatedBytes: the RAM the allocator holds per live
+   * byte (1 = nothing resident beyond live data). Null where residentFreeBytes is unknown. It used to
+   * be rssBytes / allocatedBytes, which is 14 to 19 on a healthy idle Node process because code and
+   * V8's heap dominate its RSS; the allocator's own share is what it can tell.
+   */
   rss: number | null;
+  /** residentFreeBytes / (allocatedBytes + residentFreeBytes): the share of the allocator's RAM that is free. */
+  residentFragmentation: number | null;
 }
 
 /** One reading of the allocator's statistics and the process's RSS. Sizes in bytes. */
@@ -73,6 +80,14 @@ export interface Snapshot {
   allocatedBytes: number | null;
   /** Bytes the allocator holds that serve no allocation (resident or not). */
   freeBytes: number | null;
+  /**
+   * The part of freeBytes that is in RAM now: what a trim or another allocator could win back.
+   * jemalloc: stats.resident - stats.metadata - allocatedBytes; tcmalloc: freeBytes (released
+   * pages are already left out); glibc: with `detail: true`, the resident pages of its arenas
+   * (from /proc/self/smaps) less the bytes live in them, so it falls when a trim releases pages,
+   * which freeBytes does not; else null. mimalloc and unknown allocators: null.
+   */
+  residentFreeBytes: number | null;
   /** The allocator's footprint: allocatedBytes + freeBytes where both are known. */
   heapBytes: number | null;
   /** Largest single free block; glibc with `detail: true` only, else null. */
