@@ -207,6 +207,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("trim", &FragstatAddon::Trim),
                              InstanceMethod("rssBytes", &FragstatAddon::Rss),
                              InstanceMethod("rssBytesReopen", &FragstatAddon::RssReopen),
+                             InstanceMethod("metadataBytes", &FragstatAddon::MetadataBytes),
                              InstanceMethod("rawReadNs", &FragstatAddon::RawReadNs),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
@@ -292,6 +293,10 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
   Napi::Value Rss(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ReadRssBytes()); }
   Napi::Value RssReopen(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ReadRssBytesReopen());
+  }
+
+  Napi::Value MetadataBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), CurrentBackend().MetadataBytes());
   }
 
   // For the benchmark: the mean cost in ns of the reading a snapshot makes (allocator + RSS),

@@ -77,6 +77,10 @@ class Backend {
   // Safe to call from any thread.
   virtual Status Read(Figures& out, Detail* detail) = 0;
 
+  // The allocator's own metadata in RAM, bytes, for the RSS breakdown where Read() does not carry
+  // it (a separate read, which may cost more than Read()); NaN where the allocator cannot tell.
+  virtual double MetadataBytes() { return NAN; }
+
   // Work that must happen on the thread that asked for a trim, before Trim() runs, possibly on
   // another thread (jemalloc's thread cache belongs to the calling thread, for instance).
   virtual void PrepareTrimOnCallingThread() {}

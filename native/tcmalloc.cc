@@ -1,4 +1,5 @@
 // gperftools tcmalloc, found only when it serves malloc (preloaded or linked).
+#include <algorithm>
 #include <string>
 
 #include "backend.h"
@@ -58,6 +59,18 @@ class TcmallocBackend final : public Backend {
     out.heap = out.raw[kHeapSize] - (std::isnan(out.raw[kPageheapUnmapped]) ? 0 : out.raw[kPageheapUnmapped]);
     out.free = out.heap - out.allocated;
     return Status();
+  }
+
+  // generic.total_physical_bytes is the page heap's mapped bytes plus metadata: each property
+  // read is a full statistics extraction, so snapshots leave it out and the breakdown asks here.
+  double MetadataBytes() override {
+    size_t physical = 0, heap = 0, unmapped = 0;
+    if (!get_("generic.total_physical_bytes", &physical) || !get_("generic.heap_size", &heap) ||
+        !get_("tcmalloc.pageheap_unmapped_bytes", &unmapped)) {
+      return NAN;
+    }
+    const double mapped = static_cast<double>(heap) - static_cast<double>(unmapped);
+    return std::max(0.0, static_cast<double>(physical) - mapped);
   }
 
   Status Trim(double& result) override {

@@ -64,6 +64,8 @@ export interface NativeBinding {
   trim(target: Float64Array): Promise<void>;
   rssBytes(): number;
   rssBytesReopen(): number;
+  /** The allocator's metadata in RAM where a snapshot does not carry it (tcmalloc), else NaN. */
+  metadataBytes(): number;
   /** Benchmark only: mean ns of the raw allocator + RSS reading, looped in C++. */
   rawReadNs(iterations: number): number;
   readonly SNAPSHOT_SLOTS: number;
@@ -114,6 +116,7 @@ function fallback(reason: string): NativeBinding {
     trim: async (target) => trimFill(target),
     rssBytes: rss,
     rssBytesReopen: rss,
+    metadataBytes: () => NaN,
     rawReadNs: () => NaN,
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 6,

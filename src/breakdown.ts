@@ -1,6 +1,7 @@
 // Where the resident memory of the process goes: RSS split into parts that add up to it, from
 // /proc/self/smaps, the allocator's own figures and V8's heap statistics.
 import { getHeapStatistics } from 'node:v8';
+import { binding } from './binding';
 import { snapshot, snapshotAsync } from './core';
 import {
   findGlibcMemory,
@@ -119,12 +120,14 @@ export function composeBreakdown(
       overhead = take(snap.raw['stats.metadata'] ?? null);
       mallocLive = take(snap.allocatedBytes);
       break;
-    case 'tcmalloc':
-      // gperftools' metadata is not among the figures fragstat reads: it stays in `other`.
+    case 'tcmalloc': {
       mallocFree = take(snap.residentFreeBytes);
+      const metadata = binding.metadataBytes();
+      overhead = take(Number.isNaN(metadata) ? null : metadata);
       mallocLive = take(snap.allocatedBytes);
-      partial.push('allocatorOverhead');
+      if (Number.isNaN(metadata)) partial.push('allocatorOverhead');
       break;
+    }
     case 'mimalloc':
       // Release builds keep no live-byte count: everything mimalloc has committed (an upper
       // bound of what it holds in RAM) is shown as live.
@@ -182,7 +185,10 @@ export function breakdown(options?: Record<string, never>): Breakdown {
 export async function breakdownAsync(options?: Record<string, never>): Promise<Breakdown> {
   noOptions('breakdownAsync', options);
   const t0 = performance.now();
-  const [snap, smaps] = await Promise.all([snapshotAsync(), readSmapsAsync()]);
+  // One after the other, in the order breakdown() reads them: RSS (with the allocator's figures)
+  // and then the mappings, as close together as the pool allows.
+  const snap = await snapshotAsync();
+  const smaps = await readSmapsAsync();
   if (smaps === null) throw new SmapsUnavailable();
   const b = composeBreakdown(smaps, snap, getHeapStatistics().total_physical_size);
   return { ...b, durationMs: performance.now() - t0 };

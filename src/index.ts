@@ -13,6 +13,15 @@ export {
   type BreakdownPart,
 } from './breakdown';
 export {
+  verdict,
+  verdictDefaults,
+  type Verdict,
+  type VerdictKind,
+  type VerdictEvidence,
+  type VerdictOptions,
+  type VerdictPoint,
+} from './verdict';
+export {
   monitor,
   Monitor,
   type MonitorOptions,

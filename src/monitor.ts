@@ -1,6 +1,8 @@
 // Periodic sampling with a bounded overhead, a short history, and an optional trim policy.
 import { EventEmitter } from 'node:events';
+import { getHeapStatistics } from 'node:v8';
 import { allocator, snapshotAsync, trim } from './core';
+import { verdict, type Verdict, type VerdictOptions } from './verdict';
 import type { Snapshot, TrimResult } from './types';
 import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
 
@@ -47,6 +49,8 @@ export interface AutoTrimOptions {
 export interface Sample extends Snapshot {
   /** The interval in effect after this sample, ms (stretched to respect maxOverhead). */
   intervalMs: number;
+  /** V8's heap when the sample was taken (v8.getHeapStatistics().total_physical_size), bytes. */
+  v8HeapBytes: number;
 }
 
 /** What the monitor says of its own cost. */
@@ -256,6 +260,14 @@ export class Monitor extends EventEmitter {
     return h.length ? h[h.length - 1] : null;
   }
 
+  /**
+   * Why RSS moves, from the samples in history: JS heap growth, native growth, fragmentation,
+   * stable, or insufficient evidence (fewer than `minSamples`, default 30). See verdict().
+   */
+  verdict(options?: VerdictOptions): Verdict {
+    return verdict(this.ring.toArray(), options);
+  }
+
   budget(): Budget {
     const elapsed = this.running ? performance.now() - this.startedAt : 0;
     return {
@@ -330,7 +342,11 @@ export class Monitor extends EventEmitter {
     try {
       const snap = await snapshotAsync({ detail: this.detail });
       this.account(snap.durationMs);
-      const sample: Sample = { ...snap, intervalMs: this.effectiveInterval };
+      const sample: Sample = {
+        ...snap,
+        intervalMs: this.effectiveInterval,
+        v8HeapBytes: getHeapStatistics().total_physical_size,
+      };
       this.record(sample);
       if (this.running) this.deliver(sample);
       await this.maybeTrim(sample);

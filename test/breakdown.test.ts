@@ -1,0 +1,180 @@
+// RSS broken down by owner: the parts add up to RSS, and each part moves by what a fixture
+// allocates: Buffers into mallocLive, freed holes into mallocFreeResident (and out again with a
+// trim), JS objects into v8Heap; under every allocator.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { AllocatorInfo, Breakdown, Snapshot, TrimResult } from '../src';
+import { parseSmaps } from '../src/smaps';
+import { composeBreakdown } from '../src/breakdown';
+import { havePreload, MiB, runFixture, type Preload } from './helpers';
+
+interface Step {
+  name: 'idle' | 'buffers' | 'holes' | 'trimmed' | 'objects' | 'zlib';
+  statmBefore: number;
+  breakdown: Breakdown;
+  detail: Snapshot;
+  trim?: TrimResult;
+}
+interface Run {
+  allocator: AllocatorInfo;
+  steps: Step[];
+}
+
+const step = (r: Run, name: Step['name']) => r.steps.find((s) => s.name === name)!;
+const sum = (b: Breakdown) => Object.values(b.parts).reduce((a, x) => a + x, 0);
+const delta = (r: Run, from: Step['name'], to: Step['name'], part: keyof Breakdown['parts']) =>
+  step(r, to).breakdown.parts[part] - step(r, from).breakdown.parts[part];
+
+function checkCommon(r: Run) {
+  for (const s of r.steps) {
+    const b = s.breakdown;
+    // The parts add up to RSS exactly, and RSS is the one statm gives at the same moment.
+    expect(sum(b)).toBe(b.rssBytes);
+    expect(Math.abs(b.rssBytes - b.snapshot.rssBytes!) / b.rssBytes).toBeLessThan(0.01);
+    for (const v of Object.values(b.parts)) expect(v).toBeGreaterThanOrEqual(0);
+    // Every resident byte has an owner: what no one claims is a small share.
+    expect(b.parts.other / b.rssBytes).toBeLessThan(0.05);
+    expect(b.parts.code).toBeGreaterThan(10 * MiB); // node itself
+  }
+  // 64 MiB of Buffers show up as live malloc memory; V8's heap moves little.
+  const live = delta(r, 'idle', 'buffers', 'mallocLive');
+  expect(live).toBeGreaterThan(60 * MiB);
+  expect(live).toBeLessThan(72 * MiB);
+  expect(Math.abs(delta(r, 'idle', 'buffers', 'v8Heap'))).toBeLessThan(8 * MiB);
+  // A million JS objects land in V8's heap, not in malloc's live bytes.
+  expect(delta(r, 'trimmed', 'objects', 'v8Heap')).toBeGreaterThan(60 * MiB);
+  // (mimalloc's live figure is what it has committed, which V8's own mallocs during GC move.)
+  if (!step(r, 'idle').breakdown.partial.includes('mallocLive')) {
+    expect(Math.abs(delta(r, 'trimmed', 'objects', 'mallocLive'))).toBeLessThan(8 * MiB);
+  }
+}
+
+function checkHolesAndTrim(r: Run, freedLow: number) {
+  // Freeing every other Buffer (32 MiB) turns live bytes into free resident ones...
+  expect(delta(r, 'buffers', 'holes', 'mallocLive')).toBeLessThan(-28 * MiB);
+  expect(delta(r, 'buffers', 'holes', 'mallocFreeResident')).toBeGreaterThan(freedLow);
+  // ...which a trim gives back: the free resident figure falls by what RSS fell.
+  const t = step(r, 'trimmed').trim!;
+  expect(t.releasedBytes!).toBeGreaterThan(24 * MiB);
+  const fell = -delta(r, 'holes', 'trimmed', 'mallocFreeResident');
+  expect(fell).toBeGreaterThan(t.releasedBytes! * 0.85);
+  expect(fell).toBeLessThan(t.releasedBytes! * 1.15);
+}
+
+describe('parseSmaps', () => {
+  it('reads every mapping with its resident bytes, adding up to the rollup', () => {
+    const text = readFileSync('/proc/self/smaps', 'latin1');
+    const { maps, pageSize } = parseSmaps(text);
+    const rollup = readFileSync('/proc/self/smaps_rollup', 'latin1');
+    const rss = Number(/^Rss:\s+(\d+) kB/m.exec(rollup)![1]) * 1024;
+    const total = maps.reduce((a, m) => a + m.rssBytes, 0);
+    expect(Math.abs(total - rss) / rss).toBeLessThan(0.01);
+    expect(pageSize).toBeGreaterThanOrEqual(4096);
+    expect(maps.some((m) => m.path === '[stack]')).toBe(true);
+    expect(maps.some((m) => m.path.endsWith('/node') || m.path.includes('node'))).toBe(true);
+    for (const m of maps) {
+      expect(m.end).toBeGreaterThan(m.start);
+      expect(m.rssBytes).toBeLessThanOrEqual(m.end - m.start);
+      expect(m.perms).toMatch(/^[r-][w-][x-][ps]$/);
+    }
+  });
+
+  it('keeps paths with spaces and marks deleted files as files', () => {
+    const text =
+      '7f0000000000-7f0000001000 r--p 00000000 08:01 42                         /tmp/a b (deleted)\n' +
+      'Rss:                   4 kB\nAnonymous:             0 kB\nKernelPageSize:        4 kB\n' +
+      '7f0000002000-7f0000005000 rw-p 00000000 00:00 0 \nRss:                  12 kB\nAnonymous:            12 kB\n';
+    const { maps } = parseSmaps(text);
+    expect(maps).toEqual([
+      {
+        start: 0x7f0000000000,
+        end: 0x7f0000001000,
+        perms: 'r--p',
+        path: '/tmp/a b (deleted)',
+        rssBytes: 4096,
+        anonymousBytes: 0,
+      },
+      {
+        start: 0x7f0000002000,
+        end: 0x7f0000005000,
+        perms: 'rw-p',
+        path: '',
+        rssBytes: 12288,
+        anonymousBytes: 12288,
+      },
+    ]);
+  });
+});
+
+describe('composeBreakdown', () => {
+  it('never lets books larger than the page tables push a part below zero', () => {
+    const smaps = parseSmaps(
+      '1000-100000 rw-p 00000000 00:00 0 \nRss:   1000 kB\n' +
+        '7f0000000000-7f0000100000 r-xp 00000000 08:01 42   /usr/bin/node\nRss:   500 kB\n',
+    );
+    const snap = {
+      allocator: 'jemalloc',
+      timestamp: 1,
+      rssBytes: 1500 * 1024,
+      allocatedBytes: 5000 * 1024,
+      residentFreeBytes: 100 * 1024,
+      heapBytes: null,
+      raw: { 'stats.metadata': 50 * 1024 },
+    } as unknown as Snapshot;
+    const b = composeBreakdown(smaps, snap, 400 * 1024);
+    expect(b.parts).toEqual({
+      v8Heap: 400 * 1024,
+      mallocFreeResident: 100 * 1024,
+      allocatorOverhead: 50 * 1024,
+      mallocLive: 450 * 1024,
+      code: 500 * 1024,
+      stacks: 0,
+      other: 0,
+    });
+    expect(sum(b as Breakdown)).toBe(b.rssBytes);
+  });
+});
+
+describe('glibc', () => {
+  for (const mode of ['sync', 'async']) {
+    it(`splits RSS by owner and follows allocations, holes and a trim (${mode})`, () => {
+      const r = runFixture<Run>('breakdown.cjs', { env: { ASYNC: mode === 'async' ? '1' : '0' } });
+      expect(r.allocator.name).toBe('glibc');
+      expect(step(r, 'idle').breakdown.partial).toEqual([]);
+      checkCommon(r);
+      checkHolesAndTrim(r, 28 * MiB);
+      // The snapshot's resident free figure follows the trim; glibc's own free counter does not.
+      const holes = step(r, 'holes').detail;
+      const trimmed = step(r, 'trimmed').detail;
+      expect(holes.residentFreeBytes! - trimmed.residentFreeBytes!).toBeGreaterThan(24 * MiB);
+      expect(Math.abs(holes.freeBytes! - trimmed.freeBytes!)).toBeLessThan(4 * MiB);
+      expect(trimmed.ratios.residentFragmentation!).toBeLessThan(holes.ratios.residentFragmentation! - 0.2);
+      // ratios.rss is the allocator's RAM per live byte.
+      expect(holes.ratios.rss).toBeCloseTo(
+        (holes.allocatedBytes! + holes.residentFreeBytes!) / holes.allocatedBytes!,
+        12,
+      );
+    });
+  }
+});
+
+const others: { name: Preload; partial: string[] }[] = [
+  { name: 'jemalloc', partial: [] },
+  { name: 'tcmalloc', partial: [] },
+  { name: 'mimalloc', partial: ['mallocLive', 'mallocFreeResident', 'allocatorOverhead'] },
+];
+
+for (const { name, partial } of others) {
+  describe.skipIf(!havePreload(name))(name, () => {
+    it('splits RSS by owner and follows allocations', () => {
+      const r = runFixture<Run>('breakdown.cjs', { preload: name, env: { ASYNC: '1' } });
+      expect(r.allocator.name).toBe(name);
+      expect(step(r, 'idle').breakdown.partial).toEqual(partial);
+      checkCommon(r);
+      if (name !== 'mimalloc') {
+        expect(step(r, 'idle').breakdown.parts.allocatorOverhead).toBeGreaterThan(0);
+        expect(step(r, 'idle').detail.residentFreeBytes).not.toBeNull();
+      }
+    });
+  });
+}
