@@ -142,26 +142,40 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
     }
   }
 
+  // Free memory in RAM where the allocator (or a glibc detail snapshot) can tell it: memory a
+  // trim already gave back is no longer worth advising a trim for.
   const t = doctorThresholds.trimmable;
-  if (free !== null && frag !== null && free >= t.warn.freeBytes && frag >= t.warn.fragmentation) {
-    const critical = free >= t.critical.freeBytes && frag >= t.critical.fragmentation;
+  const resident = s.residentFreeBytes !== null && s.ratios.residentFragmentation !== null;
+  const tFree = resident ? s.residentFreeBytes : free;
+  const tFrag = resident ? s.ratios.residentFragmentation : frag;
+  if (tFree !== null && tFrag !== null && tFree >= t.warn.freeBytes && tFrag >= t.warn.fragmentation) {
+    const critical = tFree >= t.critical.freeBytes && tFrag >= t.critical.fragmentation;
     const glibc = s.allocator === 'glibc';
     findings.push({
       id: 'trimmable-free-memory',
       severity: critical ? 'critical' : 'warn',
-      title: `The allocator holds ${formatBytes(free)} of free memory (${pct(frag)} of its heap)`,
+      title: resident
+        ? `The allocator keeps ${formatBytes(tFree)} of free memory in RAM (${pct(tFrag)} of what it holds there)`
+        : `The allocator holds ${formatBytes(tFree)} of free memory (${pct(tFrag)} of its heap)`,
       advice:
         (glibc
           ? 'glibc keeps freed memory until asked: fragstat.trim() returns its whole free pages to the OS (how much ' +
-            'depends on how scattered it is: compare rssBytes before and after). glibc counts released chunks as ' +
-            'free even after a trim, so judge by RSS. '
+            'depends on how scattered it is: compare rssBytes before and after). ' +
+            (resident
+              ? ''
+              : 'Without detail, glibc counts released chunks as free even after a trim, so judge by RSS. ')
           : s.allocator === 'jemalloc'
             ? 'fragstat.trim() purges what jemalloc can release now. If this memory stays while the service is ' +
               'idle, check that jemalloc runs with its background thread (MALLOC_CONF=background_thread:true): ' +
               'without it, jemalloc returns freed pages only while it is being called. '
             : 'fragstat.trim() purges what the allocator can release now. ') +
         'To do it automatically, use monitor({ autoTrim: true }).',
-      numbers: { freeBytes: free, fragmentation: frag, heapBytes: s.heapBytes ?? 0 },
+      numbers: {
+        freeBytes: free ?? 0,
+        fragmentation: frag ?? 0,
+        heapBytes: s.heapBytes ?? 0,
+        ...(resident ? { residentFreeBytes: tFree, residentFragmentation: tFrag } : {}),
+      },
     });
   }
 
