@@ -76,7 +76,7 @@ export function composeBreakdown(
     if (mem === null) partial.push('mallocLive', 'mallocFreeResident', 'other');
     if (mem !== null) {
       try {
-        const g = findGlibcMemory(maps, mem, pageSize);
+        const g = findGlibcMemory(maps, mem, pageSize, snap.raw.hblks ?? Infinity);
         claimed = g.claimed;
         const arenas = g.mainArenaRssBytes + g.threadArenaRssBytes;
         const liveInArenas = Math.min(snap.raw.uordblks ?? 0, arenas);

@@ -117,9 +117,7 @@ function residentFree(
     case 'tcmalloc':
       return free;
     case 'glibc':
-      return smaps === undefined
-        ? null
-        : (glibcResidentFree(smaps, raw.uordblks ?? null)?.residentFreeBytes ?? null);
+      return smaps === undefined ? null : (glibcResidentFree(smaps, raw)?.residentFreeBytes ?? null);
     default:
       return null;
   }

@@ -173,9 +173,16 @@ const U = (x: bigint) => Number(x);
  * Finds glibc malloc's mappings among `maps`: [heap]; thread-arena heaps (an rw anonymous mapping
  * at a 64 MiB boundary whose heap_info header says it has exactly that many bytes made
  * read-write); and mmapped chunks (anonymous mappings that start with a chunk header flagged
- * IS_MMAPPED, one after the other). Reads a few words of each anonymous mapping through `mem`.
+ * IS_MMAPPED, one after the other). Reads a few words of each anonymous mapping through `mem`,
+ * until it has found `mmapChunksExpected` chunks (mallinfo2's hblks): a process with a big V8 heap
+ * has thousands of anonymous mappings, and most processes have few mmapped chunks.
  */
-export function findGlibcMemory(maps: Mapping[], mem: MemoryReader, pageSize: number): GlibcResidency {
+export function findGlibcMemory(
+  maps: Mapping[],
+  mem: MemoryReader,
+  pageSize: number,
+  mmapChunksExpected = Infinity,
+): GlibcResidency {
   const r: GlibcResidency = {
     mainArenaRssBytes: 0,
     threadArenaRssBytes: 0,
@@ -205,6 +212,7 @@ export function findGlibcMemory(maps: Mapping[], mem: MemoryReader, pageSize: nu
       }
     }
     // A run of mmapped chunks: prev_size 0, size a whole number of pages with only IS_MMAPPED set.
+    if (r.mmapChunks >= mmapChunksExpected) continue;
     let off = 0;
     let chunks = 0;
     while (off < len) {
@@ -261,13 +269,14 @@ export async function readSmapsAsync(): Promise<Smaps | null> {
  */
 export function glibcResidentFree(
   smaps: Smaps | null,
-  uordblks: number | null,
+  raw: Record<string, number | null>,
 ): { residency: GlibcResidency; residentFreeBytes: number } | null {
-  if (smaps === null || uordblks === null) return null;
+  const uordblks = raw.uordblks;
+  if (smaps === null || uordblks == null) return null;
   const mem = openMemoryReader(smaps.pageSize);
   if (mem === null) return null;
   try {
-    const residency = findGlibcMemory(smaps.maps, mem, smaps.pageSize);
+    const residency = findGlibcMemory(smaps.maps, mem, smaps.pageSize, raw.hblks ?? Infinity);
     const arenas = residency.mainArenaRssBytes + residency.threadArenaRssBytes;
     return { residency, residentFreeBytes: Math.max(0, arenas - uordblks) };
   } finally {
