@@ -1,6 +1,7 @@
 // Periodic sampling with a bounded overhead, a short history, and an optional trim policy.
 import { EventEmitter } from 'node:events';
 import { allocator, snapshotAsync, trim } from './core';
+import { attachMonitor, type ReadingSourceHandle } from './reading';
 import type { Snapshot, TrimResult } from './types';
 import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
 
@@ -145,6 +146,8 @@ export class Monitor extends EventEmitter {
   private readonly ring: Ring<Sample>;
   private readonly policy: Required<AutoTrimOptions> | null;
   private timer: NodeJS.Timeout | null = null;
+  // While running, each sample is what health and metrics endpoints serve.
+  private shared: ReadingSourceHandle | null = null;
   private running = false;
   private stopped = false; // stop() was called and start() not since
   private inFlight = false;
@@ -199,6 +202,7 @@ export class Monitor extends EventEmitter {
     this.stopped = false;
     this.startedAt = performance.now();
     this.sampleMsTotal = 0;
+    this.shared = attachMonitor(this.detail);
     this.schedule(0);
     return this;
   }
@@ -209,6 +213,8 @@ export class Monitor extends EventEmitter {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.shared?.detach();
+    this.shared = null;
     for (const it of this.iterators) {
       it.waiter?.({ value: undefined, done: true });
       it.waiter = null;
@@ -332,6 +338,7 @@ export class Monitor extends EventEmitter {
       this.account(snap.durationMs);
       const sample: Sample = { ...snap, intervalMs: this.effectiveInterval };
       this.record(sample);
+      this.shared?.publish(snap);
       if (this.running) this.deliver(sample);
       await this.maybeTrim(sample);
     } catch (err) {
