@@ -70,7 +70,8 @@ export function jemallocCommand(): string {
   // this text ends up in logs. A placeholder says where they go.
   const script = process.argv[1];
   const rest = process.argv.length > 2 ? ' [arguments]' : '';
-  const cmd = [process.execPath.split('/').pop()!, ...(script ? [script] : [])].map(shellQuote).join(' ') + rest;
+  const cmd =
+    [process.execPath.split('/').pop()!, ...(script ? [script] : [])].map(shellQuote).join(' ') + rest;
   // MALLOC_CONF is comma-separated key:value pairs: keep the user's, with background_thread true.
   const pairs = (process.env.MALLOC_CONF ?? '')
     .split(',')
