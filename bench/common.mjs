@@ -3,7 +3,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 
 export const require = createRequire(import.meta.url);
-export const fragstat = require('..');
+// FRAG names another build of the package to measure (default: this checkout).
+export const fragstat = require(process.env.FRAG || '..');
 export const MiB = 1024 * 1024;
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,8 +5,10 @@ const fragstat = require('fragstat');
 const app = express();
 app.get('/health/memory', fragstat.healthHandler());
 
+// Without ADMIN_TOKEN set, nobody may trim (not even "Bearer undefined").
+const token = process.env.ADMIN_TOKEN;
 const requireToken = (req, res, next) =>
-  req.get('authorization') === `Bearer ${process.env.ADMIN_TOKEN}` ? next() : res.sendStatus(401);
+  token && req.get('authorization') === `Bearer ${token}` ? next() : res.sendStatus(401);
 app.post('/admin/trim', requireToken, fragstat.healthHandler({ allowTrim: true, trimMinIntervalMs: 60_000 }));
 
 const server = app.listen(Number(process.env.PORT) || 3000, '127.0.0.1', () => {

@@ -42,12 +42,23 @@ Napi::Error CodedError(Napi::Env env, const Status& status) {
   return e;
 }
 
+// The data of `v` when it is a Float64Array of at least `min_length` elements, else nullptr. A
+// detached array (its buffer transferred, e.g. by structuredClone) has length 0 and no data, so
+// it fails the length check.
+double* ArrayData(const Napi::Value& v, size_t min_length) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) return nullptr;
+  Napi::Float64Array a = v.As<Napi::Float64Array>();
+  if (a.ElementLength() < min_length || a.Data() == nullptr) return nullptr;
+  return a.Data();
+}
+
+constexpr const char* kLayoutError =
+    "fragstat internal: expected a Float64Array of the binding's layout (not detached)";
+
 double* TargetArray(const Napi::Value& v, size_t min_length) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-      v.As<Napi::Float64Array>().ElementLength() < min_length) {
-    throw Napi::TypeError::New(v.Env(), "fragstat internal: expected a Float64Array of the binding's layout");
-  }
-  return v.As<Napi::Float64Array>().Data();
+  double* data = ArrayData(v, min_length);
+  if (data == nullptr) throw Napi::TypeError::New(v.Env(), kLayoutError);
+  return data;
 }
 
 // One reading of the allocator and RSS, timed. Plain data: safe to fill on any thread.
@@ -157,7 +168,13 @@ class SnapshotWorker final : public Napi::AsyncWorker {
       deferred_.Reject(CodedError(env, reading_.status).Value());
       return;
     }
-    WriteFigures(target_.Value().Data(), reading_);
+    // The array may have been detached while the reading ran on the pool.
+    double* out = ArrayData(target_.Value(), kSlots);
+    if (out == nullptr) {
+      deferred_.Reject(Napi::TypeError::New(env, kLayoutError).Value());
+      return;
+    }
+    WriteFigures(out, reading_);
     deferred_.Resolve(detail_ ? DetailToJs(env, reading_.detail) : env.Undefined());
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -184,7 +201,12 @@ class TrimWorker final : public Napi::AsyncWorker {
       deferred_.Reject(CodedError(env, outcome_.status).Value());
       return;
     }
-    WriteTrim(target_.Value().Data(), CurrentBackend().CanTrim(), outcome_);
+    double* out = ArrayData(target_.Value(), kTrimSlots);
+    if (out == nullptr) {
+      deferred_.Reject(Napi::TypeError::New(env, kLayoutError).Value());
+      return;
+    }
+    WriteTrim(out, CurrentBackend().CanTrim(), outcome_);
     deferred_.Resolve(env.Undefined());
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -234,26 +256,27 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
     return o;
   }
 
-  // Pins the arrays synchronous calls write into, once per environment: resolving a typed
-  // array's data on every call costs more than the allocator read itself.
+  // Pins the arrays synchronous calls write into, once per environment.
   Napi::Value Bind(const Napi::CallbackInfo& info) {
-    values_ = TargetArray(info[0], kSlots);
-    trim_values_ = TargetArray(info[1], kTrimSlots);
+    TargetArray(info[0], kSlots);
+    TargetArray(info[1], kTrimSlots);
     values_ref_ = Napi::Persistent(info[0].As<Napi::Float64Array>());
     trim_ref_ = Napi::Persistent(info[1].As<Napi::Float64Array>());
     return info.Env().Undefined();
   }
 
-  double* Bound(Napi::Env env, double* p) {
-    if (p == nullptr) throw Napi::Error::New(env, "fragstat internal: bind() was not called");
-    return p;
+  // The bound array's data, checked on every call: a pointer kept from bind() would dangle once
+  // the array's buffer is detached.
+  double* Bound(Napi::Env env, Napi::Reference<Napi::Float64Array>& ref, size_t min_length) {
+    if (ref.IsEmpty()) throw Napi::Error::New(env, "fragstat internal: bind() was not called");
+    return TargetArray(ref.Value(), min_length);
   }
 
   Napi::Value Snapshot(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const bool detail =
         info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value() && CurrentBackend().HasDetail();
-    double* out = Bound(env, values_);
+    double* out = Bound(env, values_ref_, kSlots);
     Reading r;
     TakeReading(r, detail);
     if (!r.status.ok()) throw CodedError(env, r.status);
@@ -271,7 +294,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
   }
 
   Napi::Value TrimSync(const Napi::CallbackInfo& info) {
-    double* out = Bound(info.Env(), trim_values_);
+    double* out = Bound(info.Env(), trim_ref_, kTrimSlots);
     Backend& b = CurrentBackend();
     const double start = NowMs();
     TrimOutcome t = BeginTrim(b);
@@ -312,8 +335,6 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
     return Napi::Number::New(info.Env(), (NowMs() - start) * 1e6 / static_cast<double>(n));
   }
 
-  double* values_ = nullptr;
-  double* trim_values_ = nullptr;
   Napi::Reference<Napi::Float64Array> values_ref_;
   Napi::Reference<Napi::Float64Array> trim_ref_;
 };

@@ -66,6 +66,15 @@ bool TagIs(const char* tag, const char* end, const char* name) {
          (tag[n] == ' ' || tag[n] == '>' || tag[n] == '/');
 }
 
+// The versions glibc's malloc statistics carry (x86_64's base is GLIBC_2.2.5, aarch64's
+// GLIBC_2.17; malloc_info came in 2.10, mallinfo2 in 2.33). libc_malloc_debug.so, preloaded,
+// defines these functions only under these versions (it is not meant to be linked against), and
+// with malloc checking on (glibc.malloc.check, MALLOC_CHECK_) it serves malloc from its own copy
+// of the allocator, which only its own mallinfo2 describes: libc's then shows an idle heap.
+// Versioned lookups find its definitions first; without it they find libc's, as before.
+constexpr const char* kMallinfo2Versions[] = {"GLIBC_2.33", nullptr};
+constexpr const char* kBaseVersions[] = {"GLIBC_2.2.5", "GLIBC_2.17", "GLIBC_2.10", nullptr};
+
 // Low bits of a chunk's size field: PREV_INUSE, IS_MMAPPED, NON_MAIN_ARENA.
 constexpr unsigned long long kFlagBits = 7;
 
@@ -154,10 +163,10 @@ class GlibcBackend final : public Backend {
  public:
   GlibcBackend(GnuGetLibcVersionFn version)
       : version_(version),
-        mallinfo2_(Resolve<Mallinfo2Fn>("mallinfo2")),
-        mallinfo_(Resolve<MallinfoFn>("mallinfo")),
-        malloc_info_(Resolve<MallocInfoFn>("malloc_info")),
-        malloc_trim_(Resolve<MallocTrimFn>("malloc_trim")) {}
+        mallinfo2_(Resolve<Mallinfo2Fn>("mallinfo2", kMallinfo2Versions)),
+        mallinfo_(Resolve<MallinfoFn>("mallinfo", kBaseVersions)),
+        malloc_info_(Resolve<MallocInfoFn>("malloc_info", kBaseVersions)),
+        malloc_trim_(Resolve<MallocTrimFn>("malloc_trim", kBaseVersions)) {}
 
   const char* Name() const override { return "glibc"; }
   std::string Version() const override { return version_ ? version_() : std::string(); }
@@ -279,8 +288,8 @@ Backend* ProbeGlibc(bool& present) {
   // check that a malloc moves glibc's own count of live bytes (in the arena, or mmapped when the
   // threshold was lowered). 4000 bytes is above tcache's largest size, so no cached chunk hides
   // it; other threads can move the count too, hence three tries.
-  auto mi2 = Resolve<Mallinfo2Fn>("mallinfo2");
-  auto mi = Resolve<MallinfoFn>("mallinfo");
+  auto mi2 = Resolve<Mallinfo2Fn>("mallinfo2", kMallinfo2Versions);
+  auto mi = Resolve<MallinfoFn>("mallinfo", kBaseVersions);
   if (mi2 == nullptr && mi == nullptr) return new GlibcBackend(version);  // cannot tell: trust it
   auto live = [&]() -> double {
     if (mi2 != nullptr) {

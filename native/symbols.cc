@@ -55,12 +55,30 @@ const StandIn kFailing[] = {
     {"mallctlbymib", reinterpret_cast<void*>(&FailingMallctlByMib)},
 };
 
+// The test hooks act only when FRAGSTAT_TEST_HOOKS=1 is set too: a stray FRAGSTAT_HIDE_SYMBOLS
+// in a production environment changes nothing.
+bool TestHooks() {
+  const char* on = std::getenv("FRAGSTAT_TEST_HOOKS");
+  return on != nullptr && std::strcmp(on, "1") == 0;
+}
+
+using DlvsymFn = void* (*)(void*, const char*, const char*);
+
 }  // namespace
 
-void* ResolveSymbol(const char* name) {
-  if (Listed("FRAGSTAT_HIDE_SYMBOLS", name)) return nullptr;
-  void* fn = dlsym(RTLD_DEFAULT, name);
-  if (fn != nullptr && Listed("FRAGSTAT_FAIL_SYMBOLS", name)) {
+void* ResolveSymbol(const char* name, const char* const* versions) {
+  const bool hooks = TestHooks();
+  if (hooks && Listed("FRAGSTAT_HIDE_SYMBOLS", name)) return nullptr;
+  void* fn = nullptr;
+  // dlvsym is looked up rather than linked: musl has none, and the addon must load there.
+  static const DlvsymFn dlvsym_fn = reinterpret_cast<DlvsymFn>(dlsym(RTLD_DEFAULT, "dlvsym"));
+  if (versions != nullptr && dlvsym_fn != nullptr) {
+    for (const char* const* v = versions; *v != nullptr && fn == nullptr; v++) {
+      fn = dlvsym_fn(RTLD_DEFAULT, name, *v);
+    }
+  }
+  if (fn == nullptr) fn = dlsym(RTLD_DEFAULT, name);
+  if (fn != nullptr && hooks && Listed("FRAGSTAT_FAIL_SYMBOLS", name)) {
     for (const StandIn& s : kFailing) {
       if (std::strcmp(s.name, name) == 0) return s.fn;
     }

@@ -228,7 +228,10 @@ export function snapshot(options?: SnapshotOptions): Snapshot {
   return build(syncValues, nativeDetail, t, smaps, performance.now() - t0);
 }
 
-/** Same as snapshot(), read on a libuv pool thread: the JS thread never waits for the walk. */
+/**
+ * Same as snapshot(), read on a libuv pool thread. The JS thread does not run the walk, but under
+ * glibc its own mallocs wait for the arena lock the walk holds (see the README).
+ */
 export async function snapshotAsync(options?: SnapshotOptions): Promise<Snapshot> {
   const { detail } = readOptions('snapshotAsync', options);
   const values = new Float64Array(binding.SNAPSHOT_SLOTS);

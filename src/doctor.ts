@@ -5,7 +5,7 @@ import { formatBytes } from './format';
 import { findLibrary, libraries } from './libraries';
 import type { Snapshot } from './types';
 import type { MonitorStats } from './monitor';
-import { checkKeys, checkOptions, describe } from './validate';
+import { checkKeys, checkNumber, checkOptions, checkSnapshot, describe } from './validate';
 
 export type Severity = 'info' | 'warn' | 'critical';
 
@@ -60,12 +60,18 @@ const pct = (r: number) => `${(r * 100).toFixed(0)}%`;
 
 /**
  * The command that runs this process under jemalloc, with the library found on this system and
+ * its script path (its other arguments are left out as `[arguments]`: they can hold secrets), and
  * jemalloc's background purge thread on: without it, jemalloc decays freed pages only while it
  * is called, so a service that goes idle keeps them (docs/STAIRSTEP.md measures both).
  */
 export function jemallocCommand(): string {
   const lib = findLibrary('jemalloc');
-  const cmd = [process.execPath.split('/').pop()!, ...process.argv.slice(1)].map(shellQuote).join(' ');
+  // Only the program and its script: the other arguments can hold secrets (--db-url=...), and
+  // this text ends up in logs. A placeholder says where they go.
+  const script = process.argv[1];
+  const rest = process.argv.length > 2 ? ' [arguments]' : '';
+  const cmd =
+    [process.execPath.split('/').pop()!, ...(script ? [script] : [])].map(shellQuote).join(' ') + rest;
   // MALLOC_CONF is comma-separated key:value pairs: keep the user's, with background_thread true.
   const pairs = (process.env.MALLOC_CONF ?? '')
     .split(',')
@@ -80,23 +86,40 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** options.stats: undefined, or an object whose peakRssBytes is a number or null (monitor.stats()). */
+function checkStats(value: unknown): Pick<MonitorStats, 'peakRssBytes'> | undefined {
+  if (value === undefined) return undefined;
+  const peak = (value as { peakRssBytes?: unknown } | null)?.peakRssBytes;
+  if (
+    value === null ||
+    typeof value !== 'object' ||
+    !(peak === null || (typeof peak === 'number' && peak >= 0))
+  ) {
+    throw new TypeError(
+      `Expected monitor.stats() (an object with peakRssBytes, a number of bytes or null) for options.stats but received ${describe(value)}` +
+        (value !== null && typeof value === 'object' ? ` with peakRssBytes ${describe(peak)}` : ''),
+    );
+  }
+  return value as Pick<MonitorStats, 'peakRssBytes'>;
+}
+
 /**
  * Looks at a snapshot (a fresh one with `detail: true` when none is given) and returns findings,
  * worst first. An empty array means nothing worth acting on.
  */
 export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
-  if (
-    snap !== undefined &&
-    (snap === null || typeof snap !== 'object' || typeof snap.allocator !== 'string')
-  ) {
-    throw new TypeError(
-      `Expected a Snapshot or undefined for doctor(snapshot) but received ${describe(snap)}`,
-    );
-  }
+  if (snap !== undefined) checkSnapshot('doctor(snapshot)', snap);
   const o = checkOptions('doctor(snapshot, options)', options);
   checkKeys('doctor(snapshot, options)', o, ['stats', 'v8HeapBytes']);
+  const v8Heap = checkNumber(
+    'options.v8HeapBytes',
+    o.v8HeapBytes,
+    getHeapStatistics().total_physical_size,
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
+  const stats = checkStats(o.stats);
   const s = snap ?? snapshot({ detail: true });
-  const v8Heap = (o.v8HeapBytes as number | undefined) ?? getHeapStatistics().total_physical_size;
   const findings: Finding[] = [];
   const free = s.freeBytes;
   const frag = s.ratios.fragmentation;
@@ -206,10 +229,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
 
   const p = doctorThresholds.peak;
   const peaks: [string, number | null, number | null][] = [];
-  if (o.stats) {
-    const st = o.stats as MonitorStats;
-    peaks.push(['rssBytes', st.peakRssBytes, s.rssBytes]);
-  }
+  if (stats) peaks.push(['rssBytes', stats.peakRssBytes, s.rssBytes]);
   if (s.detail) {
     const max = s.detail.arenas.reduce((sum, x) => sum + x.maxSystemBytes, 0);
     const cur = s.detail.arenas.reduce((sum, x) => sum + x.systemBytes, 0);

@@ -1,7 +1,8 @@
 // A compact, JSON-safe summary for a health endpoint, and a ready HTTP handler.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { snapshotAsync, trim, trimLog } from './core';
+import { trim, trimLog } from './core';
 import { doctor, type Finding, type Severity } from './doctor';
+import { sharedReading, type ReadingSource, type SharedReading } from './reading';
 import type { Snapshot, TrimResult } from './types';
 import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
 
@@ -20,6 +21,18 @@ export interface HealthReport extends HealthFigures {
   trimReleasedBytesTotal: number;
   lastTrim: Pick<TrimResult, 'timestamp' | 'releasedBytes' | 'durationMs'> | null;
   findings: Pick<Finding, 'id' | 'severity' | 'title'>[];
+  /**
+   * Where the figures come from: 'monitor' (a running monitor's latest sample), 'cache' (an
+   * earlier reading, served because readings are rate-limited) or 'fresh' (read for this call).
+   */
+  source: ReadingSource;
+  /** Age of the figures, ms. */
+  ageMs: number;
+  /**
+   * Least time between two readings taken for endpoints, ms: 1000, stretched to 500 times the
+   * slowest recent reading (0.2% of wall time) when walks are slow.
+   */
+  readingIntervalMs: number;
 }
 
 export interface HealthOptions {
@@ -32,13 +45,40 @@ const worst = (findings: Finding[]): HealthReport['status'] => {
   return rank.includes('critical') ? 'critical' : rank.includes('warn') ? 'warn' : 'ok';
 };
 
-/** Takes a snapshot off the JS thread, runs the doctor on it, and summarises both. */
+/**
+ * Summarises the shared reading (a running monitor's latest sample, or a reading taken off the JS
+ * thread at most once per readingIntervalMs) and the doctor's findings on it.
+ */
 export async function health(options?: HealthOptions): Promise<HealthReport> {
   const o = checkOptions('health(options)', options);
   checkKeys('health(options)', o, ['detail']);
-  const s = await snapshotAsync({ detail: checkBoolean('options.detail', o.detail, false) });
-  const findings = doctor(s);
+  return report(await sharedReading(checkBoolean('options.detail', o.detail, false)));
+}
+
+// The report of the last reading served: a flood of requests between two readings costs a copy
+// each, not a doctor's examination and its garbage.
+let last: { snapshot: object; trims: number; report: HealthReport } | null = null;
+
+function report(r: SharedReading): HealthReport {
   const log = trimLog();
+  if (!last || last.snapshot !== r.snapshot || last.trims !== log.count) {
+    last = { snapshot: r.snapshot, trims: log.count, report: build(r, log) };
+  }
+  // A copy: the caller may change what it gets.
+  const b = last.report;
+  return {
+    ...b,
+    lastTrim: b.lastTrim && { ...b.lastTrim },
+    findings: b.findings.map((f) => ({ ...f })),
+    source: r.source,
+    ageMs: r.ageMs,
+    readingIntervalMs: r.minIntervalMs,
+  };
+}
+
+function build(r: SharedReading, log: ReturnType<typeof trimLog>): HealthReport {
+  const s = r.snapshot;
+  const findings = doctor(s);
   return {
     status: worst(findings),
     allocator: s.allocator,
@@ -58,6 +98,9 @@ export async function health(options?: HealthOptions): Promise<HealthReport> {
       durationMs: log.last.durationMs,
     },
     findings: findings.map(({ id, severity, title }) => ({ id, severity, title })),
+    source: r.source,
+    ageMs: r.ageMs,
+    readingIntervalMs: r.minIntervalMs,
   };
 }
 
@@ -67,7 +110,10 @@ export interface HealthHandlerOptions extends HealthOptions {
    * the endpoint could then make the process trim. Protect the route (auth, internal port) first.
    */
   allowTrim?: boolean;
-  /** With allowTrim: at most one trim per this many ms; others get 429 with Retry-After. Default 60000. */
+  /**
+   * With allowTrim: at most one trim per this many ms; others get 429 with Retry-After (without
+   * it when Infinity: one trim per handler). Default 60000.
+   */
   trimMinIntervalMs?: number;
   /** HTTP status when the report's status is 'critical'. Default 200 (the body carries the status). */
   criticalStatusCode?: number;
@@ -119,12 +165,13 @@ export function healthHandler(
         }
         const wait = lastTrimAt + minInterval - performance.now();
         if (trimming || wait > 0) {
-          const retry = Math.max(1, Math.ceil(wait / 1000));
+          // With trimMinIntervalMs: Infinity a second trim never comes: no Retry-After then.
+          const retry = !(wait > 0) ? 1 : Number.isFinite(wait) ? Math.max(1, Math.ceil(wait / 1000)) : null;
           send(
             res,
             429,
             { error: 'a trim ran recently', retryAfterSeconds: retry },
-            { 'retry-after': String(retry) },
+            retry === null ? {} : { 'retry-after': String(retry) },
           );
           return;
         }

@@ -2,6 +2,7 @@
 // logger print well, plus one human-readable line.
 import { formatBytes } from './format';
 import type { Snapshot } from './types';
+import { checkSnapshot } from './validate';
 
 /** The snapshot's own figures, as the snapshot documents them. */
 type LoggedFigures = Pick<
@@ -23,9 +24,7 @@ const round = (r: number | null) => (r === null ? null : Math.round(r * 10000) /
 
 /** Flattens a snapshot for a log line. Ratios are rounded to 4 decimals. */
 export function toLogFields(s: Snapshot): LogFields {
-  if (s === null || typeof s !== 'object' || typeof s.allocator !== 'string') {
-    throw new TypeError('Expected a Snapshot for toLogFields(snapshot)');
-  }
+  checkSnapshot('toLogFields(snapshot)', s);
   const frag = s.ratios.fragmentation;
   return {
     allocator: s.allocator,

@@ -2,6 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { getHeapStatistics } from 'node:v8';
 import { allocator, snapshotAsync, trim } from './core';
+import { attachMonitor, type ReadingSourceHandle } from './reading';
 import { verdict, type Verdict, type VerdictOptions } from './verdict';
 import type { Snapshot, TrimResult } from './types';
 import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
@@ -149,6 +150,8 @@ export class Monitor extends EventEmitter {
   private readonly ring: Ring<Sample>;
   private readonly policy: Required<AutoTrimOptions> | null;
   private timer: NodeJS.Timeout | null = null;
+  // While running, each sample is what health and metrics endpoints serve.
+  private shared: ReadingSourceHandle | null = null;
   private running = false;
   private stopped = false; // stop() was called and start() not since
   private inFlight = false;
@@ -203,6 +206,7 @@ export class Monitor extends EventEmitter {
     this.stopped = false;
     this.startedAt = performance.now();
     this.sampleMsTotal = 0;
+    this.shared = attachMonitor(this.detail);
     this.schedule(0);
     return this;
   }
@@ -213,6 +217,8 @@ export class Monitor extends EventEmitter {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.shared?.detach();
+    this.shared = null;
     for (const it of this.iterators) {
       it.waiter?.({ value: undefined, done: true });
       it.waiter = null;
@@ -348,6 +354,7 @@ export class Monitor extends EventEmitter {
         v8HeapBytes: getHeapStatistics().total_physical_size,
       };
       this.record(sample);
+      this.shared?.publish(snap);
       if (this.running) this.deliver(sample);
       await this.maybeTrim(sample);
     } catch (err) {

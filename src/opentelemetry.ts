@@ -1,7 +1,8 @@
 // OpenTelemetry metrics through @opentelemetry/api (a peer dependency): observable instruments
 // read together, off the JS thread, once per collection.
-import { allocator, snapshotAsync, trimLog } from './core';
+import { allocator, trimLog } from './core';
 import { figures, probeFigures } from './figures';
+import { sharedReading } from './reading';
 import type { Snapshot } from './types';
 import { checkBoolean, checkKeys, checkOptions, describe } from './validate';
 
@@ -83,10 +84,15 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
   }) => {
     // A failed read (an allocator interface error) leaves the gauges out of this collection
     // instead of failing it; the counters are still reported.
-    const s = await snapshotAsync({ detail }).catch((): null => {
-      errors++;
-      return null;
-    });
+    // The shared, rate-limited reading: a running monitor's latest sample, or a reading taken at
+    // most once a second (less often when readings are slow).
+    const s = await sharedReading(detail).then(
+      (r) => r.snapshot,
+      (): null => {
+        errors++;
+        return null;
+      },
+    );
     if (s !== null) {
       for (const { instrument, value } of observed) {
         const v = value(s);

@@ -1,7 +1,8 @@
 // Prometheus metrics through prom-client (a peer dependency): gauges read on scrape, off the JS
 // thread, one snapshot shared by every metric of a scrape.
-import { allocator, snapshotAsync, trimLog } from './core';
+import { allocator, trimLog } from './core';
 import { figures, probeFigures } from './figures';
+import { sharedReading, type SharedReading } from './reading';
 import type { Snapshot } from './types';
 import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
 
@@ -17,7 +18,10 @@ export interface PrometheusOptions {
   prefix?: string;
   /** Read detail figures (glibc: largest free chunk, arenas, external ratio) on each scrape. Default false. */
   detail?: boolean;
-  /** Scrapes within this many ms of a snapshot reuse it. Default 1000. */
+  /**
+   * Least time between two readings taken for scrapes, ms (stretched when a reading is slow, and
+   * unused while a monitor runs: scrapes then serve its latest sample). Default 1000.
+   */
   cacheMs?: number;
   /**
    * The prom-client module to build metrics with. Default: require('prom-client') as resolved from
@@ -30,7 +34,7 @@ interface Def {
   name: string;
   help: string;
   kind: 'gauge' | 'counter';
-  value: ((s: Snapshot) => number | null) | ((errors: number) => number);
+  value: ((s: Snapshot, r: SharedReading) => number | null) | ((errors: number) => number);
 }
 
 const suffix = { bytes: '_bytes', ratio: '_ratio', arenas: '' } as const;
@@ -42,6 +46,12 @@ const defs: Def[] = [
     help: 'Time the last allocator read took.',
     kind: 'gauge',
     value: (s: Snapshot) => s.durationMs / 1000,
+  },
+  {
+    name: 'reading_age_seconds',
+    help: 'Age of the reading this scrape serves (a monitor sample, or a rate-limited reading).',
+    kind: 'gauge',
+    value: (_s: Snapshot, r: SharedReading) => r.ageMs / 1000,
   },
   {
     name: 'trims_total',
@@ -110,20 +120,20 @@ export function registerPrometheus(
   const client = (o.client ?? require('prom-client')) as PromClient;
 
   const info = allocator();
-  // One snapshot serves every metric of a scrape: a snapshot still in flight is shared, and a
-  // finished one is reused for cacheMs. A failed one (an allocator interface error) is counted
+  // One reading serves every metric of a scrape: one still in flight is shared, and a finished
+  // one is reused for cacheMs. Readings come from the shared, rate-limited reading (reading.ts). A failed one (an allocator interface error) is counted
   // once and leaves the gauges out, rather than failing the whole registry's output, the
   // application's own metrics included.
   let errors = 0;
-  let cached: { at: number; done: boolean; promise: Promise<Snapshot | null> } | null = null;
-  const current = (): Promise<Snapshot | null> => {
+  let cached: { at: number; done: boolean; promise: Promise<SharedReading | null> } | null = null;
+  const current = (): Promise<SharedReading | null> => {
     const now = performance.now();
     if (!cached || (cached.done && now - cached.at > cacheMs)) {
-      const entry = { at: now, done: false, promise: Promise.resolve<Snapshot | null>(null) };
-      entry.promise = snapshotAsync({ detail }).then(
-        (s) => {
+      const entry = { at: now, done: false, promise: Promise.resolve<SharedReading | null>(null) };
+      entry.promise = sharedReading(detail, cacheMs).then(
+        (r) => {
           entry.done = true;
-          return s;
+          return r;
         },
         (): null => {
           entry.done = true;
@@ -145,7 +155,14 @@ export function registerPrometheus(
   const probe = probeFigures(detail);
   for (const d of defs) {
     const available =
-      d.kind === 'counter' || probe === null || (d.value as (s: Snapshot) => number | null)(probe) !== null;
+      d.kind === 'counter' ||
+      probe === null ||
+      (d.value as (s: Snapshot, r: SharedReading) => number | null)(probe, {
+        snapshot: probe,
+        source: 'fresh',
+        ageMs: 0,
+        minIntervalMs: 0,
+      }) !== null;
     if (!available) continue;
     const name = prefix + d.name;
     names.push(name);
@@ -169,10 +186,10 @@ export function registerPrometheus(
           this.inc!(labels, (value as (errors: number) => number)(errors));
           return;
         }
-        const s = await current();
+        const r = await current();
         this.reset();
-        if (s === null) return;
-        const v = (value as (s: Snapshot) => number | null)(s);
+        if (r === null) return;
+        const v = (value as (s: Snapshot, r: SharedReading) => number | null)(r.snapshot, r);
         if (v !== null && Number.isFinite(v)) this.set!(labels, v);
       },
     };

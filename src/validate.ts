@@ -53,3 +53,52 @@ export function checkNumber(
   }
   return value;
 }
+
+const snapshotNumbers = ['rssBytes', 'allocatedBytes', 'freeBytes', 'heapBytes', 'arenas'] as const;
+const snapshotRatios = ['fragmentation', 'external', 'rss'] as const;
+
+/**
+ * Throws a TypeError naming the first field of `value` that a Snapshot cannot have: a missing or
+ * non-numeric figure (each is a number or null), missing ratios, a detail without arenas.
+ */
+export function checkSnapshot(where: string, value: unknown): void {
+  if (
+    value === null ||
+    typeof value !== 'object' ||
+    typeof (value as { allocator?: unknown }).allocator !== 'string'
+  ) {
+    throw new TypeError(`Expected a Snapshot for ${where} but received ${describe(value)}`);
+  }
+  const s = value as Record<string, unknown>;
+  const numberOrNull = (name: string, v: unknown) => {
+    if (v !== null && typeof v !== 'number') {
+      throw new TypeError(
+        `Expected a Snapshot for ${where}: ${name} must be a number or null but received ${v === undefined ? 'undefined' : describe(v)}`,
+      );
+    }
+  };
+  for (const k of snapshotNumbers) numberOrNull(`snapshot.${k}`, s[k]);
+  const ratios = s.ratios;
+  if (ratios === null || typeof ratios !== 'object') {
+    throw new TypeError(
+      `Expected a Snapshot for ${where}: snapshot.ratios must be an object but received ${ratios === undefined ? 'undefined' : describe(ratios)}`,
+    );
+  }
+  for (const k of snapshotRatios)
+    numberOrNull(`snapshot.ratios.${k}`, (ratios as Record<string, unknown>)[k]);
+  if (s.mayHaveWrapped !== undefined && typeof s.mayHaveWrapped !== 'boolean') {
+    throw new TypeError(
+      `Expected a Snapshot for ${where}: snapshot.mayHaveWrapped must be a boolean but received ${describe(s.mayHaveWrapped)}`,
+    );
+  }
+  const d = s.detail;
+  if (
+    d !== undefined &&
+    d !== null &&
+    (typeof d !== 'object' || !Array.isArray((d as { arenas?: unknown }).arenas))
+  ) {
+    throw new TypeError(
+      `Expected a Snapshot for ${where}: snapshot.detail must be null or an object with an arenas array but received ${describe(d)}`,
+    );
+  }
+}

@@ -1,7 +1,7 @@
 // The fragstat command, end to end as a user runs it: start an app under an allocator, collect
 // NDJSON samples, draw them.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -165,7 +165,88 @@ describe('fragstat run', () => {
   });
 });
 
+describe('fragstat run: what --out may write', () => {
+  const quick = [process.execPath, '-e', 'setTimeout(() => {}, 300)'];
+
+  it('does not follow a symbolic link at the output path', () => {
+    const target = path.join(dir, 'precious.txt');
+    writeFileSync(target, 'keep me\n');
+    const link = path.join(dir, 'link.ndjson');
+    symlinkSync(target, link);
+    const r = fragstat(['run', '--out', link, '--', ...quick]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^fragstat: refusing to write .*link\.ndjson: it is a symbolic link/);
+    expect(readFileSync(target, 'utf8')).toBe('keep me\n');
+  });
+
+  it("refuses to overwrite the application's own script, and says so", () => {
+    const script = path.join(dir, 'own.js');
+    writeFileSync(script, 'setTimeout(() => {}, 100);\n');
+    const r = fragstat(['run', '--out', script, '--', process.execPath, script]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      /^fragstat: refusing to write .*own\.js: it is .*own\.js, a file of the command/,
+    );
+    expect(readFileSync(script, 'utf8')).toBe('setTimeout(() => {}, 100);\n');
+  });
+
+  it('creates the file without write access for others', () => {
+    const out = path.join(dir, 'mode.ndjson');
+    const r = fragstat(['run', '--quiet', '--out', out, '--', ...quick]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(statSync(out).mode & 0o022).toBe(0);
+    expect(readSamples(out).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('rejects an interval the monitor would reject, instead of running with no samples', () => {
+    const r = fragstat(['run', '--interval', '3000000s', '--', ...quick]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^fragstat: interval "3000000s" is above 24 days\n\nUsage:/);
+  });
+
+  it('says there were no samples, and why, even with --quiet', () => {
+    let r = fragstat(['run', '--quiet', '--', 'true']); // not a node process
+    expect(r.stderr).toMatch(/\[fragstat\] no samples/);
+    const npmCli = path.join(path.dirname(process.execPath), '../lib/node_modules/npm/bin/npm-cli.js');
+    r = fragstat(['run', '--quiet', '--', process.execPath, npmCli, '--version']);
+    expect(r.stderr).toMatch(/sampling failed in the application: the command is a package manager/);
+  });
+});
+
 describe('fragstat plot', () => {
+  it('draws 50,000 samples (14 hours at 1 s)', () => {
+    const big = path.join(dir, 'long.ndjson');
+    const lines = Array.from({ length: 50_000 }, (_, i) =>
+      JSON.stringify({
+        allocator: 'glibc',
+        timestamp: 1e12 + i * 1000,
+        rssBytes: (100 + (i % 7)) * 1048576,
+        allocatedBytes: 50 * 1048576,
+        freeBytes: 20 * 1048576,
+      }),
+    );
+    writeFileSync(big, `${lines.join('\n')}\n`);
+    const svg = path.join(dir, 'long.svg');
+    const r = fragstat(['plot', big, '-o', svg]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(svg, 'utf8').match(/<polyline /g)).toHaveLength(3);
+  });
+
+  it('refuses to overwrite its input, and says clearly when the output directory is missing', () => {
+    const input = path.join(dir, 'input.ndjson');
+    const text = `${JSON.stringify({ allocator: 'glibc', timestamp: 1, rssBytes: 1048576 })}\n`;
+    writeFileSync(input, text);
+    let r = fragstat(['plot', input, '-o', input]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^fragstat: refusing to write .*input\.ndjson: it is the plot's input/);
+    expect(readFileSync(input, 'utf8')).toBe(text);
+    r = fragstat(['plot', input, '-o', path.join(dir, 'missing/dir/o.svg')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      /^fragstat: cannot write .*o\.svg: ENOENT, its directory .*missing\/dir does not exist\n$/,
+    );
+  });
+
   it('draws RSS, allocated and free for one file, one line per file for several', () => {
     const one = path.join(dir, 'one.svg');
     let r = fragstat(['plot', path.join(dir, 'glibc.ndjson'), '-o', one]);

@@ -1,5 +1,6 @@
 // allocator() names what actually serves malloc, and no report describes glibc's unused heap
 // while another allocator runs.
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { AllocatorInfo, Snapshot, TrimResult } from '../src';
 import { evalJson, havePreload, preloadPath, type Preload } from './helpers';
@@ -144,6 +145,54 @@ describe.runIf(havePreload('mimalloc'))('an allocator the probes do not recognis
     expect(r.snap.rssBytes!).toBeGreaterThan(10 * 1024 * 1024);
     expect(r.trim.supported).toBe(false);
   });
+});
+
+describe('test hooks', () => {
+  it('FRAGSTAT_HIDE_SYMBOLS and FRAGSTAT_FAIL_SYMBOLS do nothing without FRAGSTAT_TEST_HOOKS=1', () => {
+    const r = evalJson<Probe>(probe, {
+      env: { FRAGSTAT_HIDE_SYMBOLS: '*', FRAGSTAT_FAIL_SYMBOLS: 'malloc_info', FRAGSTAT_TEST_HOOKS: '' },
+    });
+    expect(r.info).toMatchObject({ name: 'glibc', hasStats: true, hasDetail: true, canTrim: true });
+    expect(r.detail.detail!.arenas.length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+// glibc's debugging malloc (in Debian's libc6). With checking on, it serves malloc from its own
+// copy of the allocator and describes it only through its own versioned mallinfo2.
+const mallocDebug = [
+  '/usr/lib/x86_64-linux-gnu',
+  '/lib/x86_64-linux-gnu',
+  '/usr/lib/aarch64-linux-gnu',
+  '/lib/aarch64-linux-gnu',
+  '/usr/lib64',
+  '/lib64',
+]
+  .map((d) => `${d}/libc_malloc_debug.so.0`)
+  .find((f) => existsSync(f));
+
+describe.runIf(mallocDebug !== undefined)('glibc under libc_malloc_debug.so', () => {
+  const moved = `const before = fragstat.snapshot().allocatedBytes;
+    const keep = Array.from({ length: 100 }, () => Buffer.alloc(65536, 1));
+    const after = fragstat.snapshot().allocatedBytes;
+    process.stdout.write(JSON.stringify({ info: fragstat.allocator(), moved: after - before, n: keep.length,
+      detail: fragstat.snapshot({ detail: true }), trim: fragstat.trimSync() }));`;
+  for (const [what, env] of [
+    ['checking off', {}],
+    ['MALLOC_CHECK_=3', { MALLOC_CHECK_: '3' }],
+    ['glibc.malloc.check=3', { GLIBC_TUNABLES: 'glibc.malloc.check=3' }],
+  ] as const) {
+    it(`is reported as glibc, and its figures move with malloc (${what})`, () => {
+      const r = evalJson<Probe & { moved: number }>(moved, {
+        env: { ...env, LD_PRELOAD: mallocDebug! },
+      });
+      expect(r.info).toMatchObject({ name: 'glibc', hasStats: true, canTrim: true });
+      // 100 Buffers of 64 KiB: 6.25 MiB more live bytes, give or take what else ran.
+      expect(r.moved).toBeGreaterThanOrEqual(100 * 65536);
+      expect(r.moved).toBeLessThan(100 * 65536 + 1024 * 1024);
+      expect(r.detail.detail!.arenas.length).toBeGreaterThanOrEqual(1);
+      expect(r.trim.supported).toBe(true);
+    });
+  }
 });
 
 describe('glibc with entry points missing', () => {

@@ -199,3 +199,61 @@ describe('on a real fragmented heap', () => {
     expect(out.after.map((x: Finding) => x.id)).not.toContain('trimmable-free-memory');
   });
 });
+
+describe('arguments', () => {
+  it('rejects v8HeapBytes that is not a byte count instead of inventing or hiding a finding', () => {
+    const s = snap({ rssBytes: 300 * MiB, allocatedBytes: 200 * MiB });
+    for (const v of [-1, -Infinity, Infinity]) {
+      expect(() => fragstat.doctor(s, { v8HeapBytes: v }), String(v)).toThrow(
+        /Expected a number from 0 to \d+ for options\.v8HeapBytes but received/,
+      );
+    }
+    for (const v of [NaN, '100', null]) {
+      expect(() => fragstat.doctor(s, { v8HeapBytes: v as never }), String(v)).toThrow(
+        /Expected a number for options\.v8HeapBytes/,
+      );
+    }
+    expect(fragstat.doctor(s, { v8HeapBytes: 0 })).toEqual([]);
+  });
+
+  it('rejects a stats option that is not monitor.stats()', () => {
+    const s = snap({});
+    for (const v of [null, 5, 'x', {}, { peakRssBytes: '2G' }, { peakRssBytes: -1 }, { peakRssBytes: NaN }]) {
+      expect(() => fragstat.doctor(s, { ...noV8, stats: v as never }), JSON.stringify(v)).toThrow(
+        /Expected monitor\.stats\(\) .* for options\.stats/,
+      );
+    }
+    expect(fragstat.doctor(s, { ...noV8, stats: { peakRssBytes: null } as never })).toEqual([]);
+  });
+
+  it('names the missing field of a partial snapshot (doctor and toLogFields)', () => {
+    const partial = { allocator: 'glibc' } as Snapshot;
+    expect(() => fragstat.doctor(partial)).toThrow(
+      /Expected a Snapshot for doctor\(snapshot\): snapshot\.rssBytes must be a number or null but received undefined/,
+    );
+    expect(() => fragstat.toLogFields(partial)).toThrow(
+      /Expected a Snapshot for toLogFields\(snapshot\): snapshot\.rssBytes must be a number or null/,
+    );
+    const { ratios: _, ...noRatios } = snap({});
+    expect(() => fragstat.doctor(noRatios as Snapshot)).toThrow(/snapshot\.ratios must be an object/);
+    expect(() => fragstat.toLogFields(noRatios as Snapshot)).toThrow(/snapshot\.ratios must be an object/);
+    expect(() => fragstat.doctor({ ...snap({}), detail: {} } as never)).toThrow(
+      /snapshot\.detail must be null/,
+    );
+  });
+
+  it('the advice names the script but none of its arguments, which can hold secrets', () => {
+    const r = runNode([
+      '-e',
+      `process.argv = [process.argv[0], '/srv/app/server.js', '--db-url=postgres://u:hunter2@db/x', 'token=abc'];
+       const f = require('.').doctor({ allocator: 'unknown', timestamp: 0, rssBytes: 1, allocatedBytes: null,
+         freeBytes: null, heapBytes: null, largestFreeBytes: null, arenas: null,
+         ratios: { fragmentation: null, external: null, rss: null }, durationMs: 0, mayHaveWrapped: false,
+         raw: {}, detail: null });
+       console.log(f.map((x) => x.advice).join('\\n'));`,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/LD_PRELOAD=\S+ node \/srv\/app\/server\.js \[arguments\]/);
+    expect(r.stdout).not.toMatch(/hunter2|abc|db-url/);
+  });
+});

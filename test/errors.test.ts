@@ -1,7 +1,7 @@
 // Bad input throws TypeError naming the option; nothing a caller does aborts the process.
 import { describe, expect, it } from 'vitest';
 import * as fragstat from '..';
-import { runNode } from './helpers';
+import { runFixture, runNode } from './helpers';
 
 describe('option validation', () => {
   const bad: [unknown, RegExp][] = [
@@ -92,5 +92,18 @@ describe('the internal binding refuses what would crash it', () => {
       'TypeError',
       'TypeError',
     ]);
+  });
+
+  it('throws a TypeError, never crashes, when its arrays are detached before or during a call', () => {
+    const r = runFixture<Record<string, string>>('detach.cjs', { nodeArgs: [] });
+    const refused =
+      "TypeError: fragstat internal: expected a Float64Array of the binding's layout (not detached)";
+    expect(r).toEqual({
+      snapshot: refused,
+      trimSync: refused,
+      snapshotAsync: refused,
+      trim: refused,
+      detachedArgument: refused,
+    });
   });
 });

@@ -79,6 +79,15 @@ describe('examples', () => {
     });
   });
 
+  it('express.js: without ADMIN_TOKEN nobody may trim, "Bearer undefined" included', async () => {
+    await withServer('express.js', {}, async (url) => {
+      for (const authorization of ['Bearer undefined', 'Bearer ', 'Bearer']) {
+        const res = await fetch(`${url}/admin/trim`, { method: 'POST', headers: { authorization } });
+        expect(res.status, authorization).toBe(401);
+      }
+    });
+  });
+
   it('fastify.js: health', async () => {
     await withServer('fastify.js', {}, async (url) => {
       const res = await fetch(`${url}/health/memory`);

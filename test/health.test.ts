@@ -77,6 +77,17 @@ describe('healthHandler() on node:http', () => {
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
   });
 
+  it('with trimMinIntervalMs: Infinity, trims once and then answers 429 without a Retry-After', async () => {
+    const base = await listen(
+      http.createServer(fragstat.healthHandler({ allowTrim: true, trimMinIntervalMs: Infinity })),
+    );
+    expect((await fetch(base, { method: 'POST' })).status).toBe(200);
+    const second = await fetch(base, { method: 'POST' });
+    expect(second.status).toBe(429);
+    expect(second.headers.get('retry-after')).toBeNull();
+    expect(await second.json()).toEqual({ error: 'a trim ran recently', retryAfterSeconds: null });
+  });
+
   it('validates its options', () => {
     expect(() => fragstat.healthHandler({ allowTrim: 'yes' } as never)).toThrow(TypeError);
     expect(() => fragstat.healthHandler({ criticalStatusCode: 42 })).toThrow(RangeError);

@@ -57,7 +57,16 @@ export function runNode(
 ): RunResult {
   const env: Record<string, string | undefined> = { ...process.env };
   delete env.LD_PRELOAD;
+  delete env.FRAGSTAT_TEST_HOOKS;
   Object.assign(env, options.env);
+  // The addon honours its test hooks only with FRAGSTAT_TEST_HOOKS=1: tests that use a hook get
+  // it, unless they set it themselves (to check that the hooks stay off without it).
+  if (
+    (env.FRAGSTAT_HIDE_SYMBOLS || env.FRAGSTAT_FAIL_SYMBOLS) &&
+    options.env?.FRAGSTAT_TEST_HOOKS === undefined
+  ) {
+    env.FRAGSTAT_TEST_HOOKS = '1';
+  }
   if (options.preload) {
     const lib = preloadPath(options.preload);
     if (lib === null) throw new Error(`${options.preload} is not installed`);

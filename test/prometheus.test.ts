@@ -29,6 +29,7 @@ describe('registerPrometheus', () => {
       'fragstat_largest_free_bytes',
       'fragstat_external_fragmentation_ratio',
       'fragstat_snapshot_duration_seconds',
+      'fragstat_reading_age_seconds',
       'fragstat_trims_total',
       'fragstat_trim_released_bytes_total',
       'fragstat_snapshot_errors_total',

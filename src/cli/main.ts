@@ -1,7 +1,18 @@
 // The fragstat command line: `fragstat run` starts an application under a chosen allocator with
 // fragstat sampling inside it; `fragstat plot` draws the samples.
 import { spawn } from 'node:child_process';
-import { createWriteStream, openSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import {
+  closeSync,
+  constants as fs,
+  createWriteStream,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeSync,
+  type WriteStream,
+} from 'node:fs';
 import { constants } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -34,7 +45,52 @@ export function parseDuration(text: string): number {
   if (!m) throw new UsageError(`invalid time ${JSON.stringify(text)}: use e.g. 500ms, 1s, 2m`);
   const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
   if (n < 10) throw new UsageError(`interval ${JSON.stringify(text)} is below 10ms`);
+  // The monitor's own bounds (a timer cannot wait longer than 2^31-1 ms, about 24.8 days).
+  if (n > 2 ** 31 - 1) throw new UsageError(`interval ${JSON.stringify(text)} is above 24 days`);
   return n;
+}
+
+/**
+ * Opens `file` for writing without following a symbolic link at it, creating it 0644 (less the
+ * umask), and empties it only once it is known to be a regular file of this user and none of
+ * `keep` (the application's script, the plot's input): a path that is a link, someone else's
+ * file, a device or one of those files is refused before a byte of it changes.
+ */
+export function openOutput(file: string, keep: { path: string; what: string }[]): number {
+  let fd: number;
+  try {
+    fd = openSync(file, fs.O_WRONLY | fs.O_CREAT | fs.O_NOFOLLOW | fs.O_NONBLOCK, 0o644);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ELOOP') throw new CliError(`refusing to write ${file}: it is a symbolic link`);
+    if (e.code === 'ENOENT') {
+      throw new CliError(`cannot write ${file}: ENOENT, its directory ${path.dirname(file)} does not exist`);
+    }
+    throw new CliError(`cannot write ${file}: ${e.message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new CliError(`refusing to write ${file}: it is not a regular file`);
+    if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
+      throw new CliError(`refusing to write ${file}: it belongs to another user`);
+    }
+    for (const k of keep) {
+      let other;
+      try {
+        other = statSync(k.path);
+      } catch {
+        continue;
+      }
+      if (other.dev === st.dev && other.ino === st.ino) {
+        throw new CliError(`refusing to write ${file}: it is ${k.what}`);
+      }
+    }
+    ftruncateSync(fd, 0);
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
 }
 
 interface RunOptions {
@@ -119,12 +175,11 @@ async function run(o: RunOptions): Promise<number> {
   // Open the output before starting anything, so a bad path fails here and not mid-run.
   let out: WriteStream | null = null;
   if (o.out) {
-    let fd: number;
-    try {
-      fd = openSync(o.out, 'w');
-    } catch (err) {
-      throw new CliError(`cannot write ${o.out}: ${(err as Error).message}`);
-    }
+    // Every argument of the command that names a file (the script, its config) is kept.
+    const fd = openOutput(
+      o.out,
+      o.command.map((a) => ({ path: a, what: `${a}, a file of the command (${o.command.join(' ')})` })),
+    );
     out = createWriteStream('', { fd });
     out.on('error', (err) => {
       process.stderr.write(`fragstat: writing ${o.out} failed: ${err.message}\n`);
@@ -151,16 +206,19 @@ async function run(o: RunOptions): Promise<number> {
   lines.on('line', (line) => {
     if (!line.trim()) return;
     out?.write(`${line}\n`);
-    samples++;
-    if (o.quiet) return;
+    let s: Record<string, unknown>;
     try {
-      const s = JSON.parse(line) as Record<string, unknown>;
-      if (s.error)
-        process.stderr.write(`[fragstat] sampling failed in the application: ${String(s.error)}\n`);
-      else process.stderr.write(tty ? `\r\x1b[K${summaryLine(s)}` : `${summaryLine(s)}\n`);
+      s = JSON.parse(line) as Record<string, unknown>;
     } catch {
-      // a torn line at exit: keep it in the file, skip the summary
+      return; // a torn line at exit: keep it in the file, skip the summary
     }
+    // A failure is said even under --quiet: it means there will be no samples.
+    if (s.error) {
+      process.stderr.write(`[fragstat] sampling failed in the application: ${String(s.error)}\n`);
+      return;
+    }
+    samples++;
+    if (!o.quiet) process.stderr.write(tty ? `\r\x1b[K${summaryLine(s)}` : `${summaryLine(s)}\n`);
   });
 
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
@@ -176,7 +234,7 @@ async function run(o: RunOptions): Promise<number> {
   if (tty && !o.quiet && samples) process.stderr.write('\n');
   const stream = out as WriteStream | null;
   if (stream) await new Promise((r) => stream.end(r));
-  if (samples === 0 && !o.quiet) {
+  if (samples === 0) {
     process.stderr.write('[fragstat] no samples: was the command a node process that ran long enough?\n');
   }
   if (signal) return 128 + (constants.signals[signal] ?? 0);
@@ -246,7 +304,17 @@ function plot(args: string[]): number {
     files.length > 1
       ? `${metric ?? 'rss'} over time`
       : `${path.basename(files[0])}: rss, allocated and free over time`;
-  writeFileSync(outFile, renderSvg(series, { title, xLabel: 'seconds', yLabel: 'MiB' }));
+  const fd = openOutput(
+    outFile,
+    files.map((f) => ({ path: f, what: `the plot's input ${f}` })),
+  );
+  try {
+    writeSync(fd, renderSvg(series, { title, xLabel: 'seconds', yLabel: 'MiB' }));
+  } catch (err) {
+    throw new CliError(`writing ${outFile} failed: ${(err as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
   process.stderr.write(
     `[fragstat] wrote ${outFile} (${series.length} line${series.length === 1 ? '' : 's'})\n`,
   );

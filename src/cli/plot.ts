@@ -22,17 +22,37 @@ export function ticks(max: number, count = 5): number[] {
   return out;
 }
 
+/** The largest of `xs` and `floor`; a loop, since Math.max(...xs) overflows the stack on long runs. */
+function largest(floor: number, xs: Iterable<number>): number {
+  let m = floor;
+  for (const x of xs) if (x > m) m = x;
+  return m;
+}
+
 export function renderSvg(series: Series[], o: { title: string; xLabel: string; yLabel: string }): string {
   // The legend sits right of the plot: make room for the longest label so none is cut off. 8 px
   // a character at 12 px sans-serif covers lower case (about 6.5 px) and most capitals.
-  const longest = Math.max(0, ...series.map((s) => s.label.length));
+  const longest = largest(
+    0,
+    series.map((s) => s.label.length),
+  );
   const m = { left: 80, right: Math.max(220, 56 + Math.ceil(longest * 8)), top: 50, bottom: 60 };
   const W = 740 + m.right;
   const H = 520;
   const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
   // A single sample (or a flat line) still gets a readable axis of at least 1.
-  const xt = ticks(Math.max(1, ...all.map((p) => p.x)));
-  const yt = ticks(Math.max(1, ...all.map((p) => p.y)));
+  const xt = ticks(
+    largest(
+      1,
+      all.map((p) => p.x),
+    ),
+  );
+  const yt = ticks(
+    largest(
+      1,
+      all.map((p) => p.y),
+    ),
+  );
   const xMax = xt[xt.length - 1];
   const yMax = yt[yt.length - 1];
   const px = (x: number) => m.left + (x / xMax) * (W - m.left - m.right);

@@ -1,0 +1,109 @@
+// A standalone driver of every backend against the real allocator serving malloc (run it with
+// LD_PRELOAD of jemalloc, tcmalloc or mimalloc, or with none for glibc), built with sanitizers by
+// scripts/sanitize.mjs. Without node and N-API around it, a sanitizer sees only fragstat's code.
+//
+//   backends <expected allocator name>
+//
+// Checks, exiting non-zero on the first failure: the allocator detected is the one expected;
+// a read succeeds, with and without detail; 64 MiB more live bytes moves `allocated` by at least
+// that much (when the allocator counts live bytes); four threads allocating and freeing while two
+// others read and trim for a while; a trim after freeing it all.
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "../../native/backend.h"
+
+namespace {
+
+int failures = 0;
+
+void Check(bool ok, const char* what) {
+  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what);
+  if (!ok) failures++;
+}
+
+void* volatile sink = nullptr;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace fragstat;
+  const char* expected = argc > 1 ? argv[1] : "glibc";
+  Backend& b = CurrentBackend();
+  std::printf("backend %s %s (%s)\n", b.Name(), b.Version().c_str(), b.Limitations().c_str());
+  Check(std::strcmp(b.Name(), expected) == 0, "the expected allocator is detected");
+
+  Figures before;
+  Check(b.Read(before, nullptr).ok(), "a read succeeds");
+  Detail detail;
+  Figures with_detail;
+  Check(b.Read(with_detail, &detail).ok(), "a detail read succeeds");
+  if (b.HasDetail()) Check(!detail.arenas.empty(), "detail lists arenas");
+
+  // 64 MiB in 1 KiB blocks, written so every page is really used.
+  std::vector<char*> blocks;
+  for (int i = 0; i < 64 * 1024; i++) {
+    char* p = static_cast<char*>(std::malloc(1024));
+    std::memset(p, 1, 1024);
+    blocks.push_back(p);
+  }
+  Figures after;
+  Check(b.Read(after, nullptr).ok(), "a read after allocating succeeds");
+  if (!std::isnan(before.allocated)) {
+    Check(after.allocated - before.allocated >= 64.0 * 1024 * 1024, "allocated grows by the 64 MiB");
+  }
+  for (size_t i = 1; i < blocks.size(); i += 2) {
+    std::free(blocks[i]);
+    blocks[i] = nullptr;
+  }
+
+  // Readers and a trimmer against threads that allocate and free, for about a second.
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([&stop, t] {
+      std::vector<void*> mine(4096, nullptr);
+      unsigned x = 12345u + static_cast<unsigned>(t);
+      while (!stop.load()) {
+        for (void*& p : mine) {
+          x = x * 1103515245u + 12345u;
+          std::free(p);
+          p = std::malloc(16 + (x >> 16) % 8192);
+          sink = p;
+        }
+      }
+      for (void* p : mine) std::free(p);
+    });
+  }
+  for (int t = 0; t < 2; t++) {
+    threads.emplace_back([&b, &stop, &errors, t] {
+      while (!stop.load()) {
+        Figures f;
+        Detail d;
+        if (!b.Read(f, t == 0 ? &d : nullptr).ok()) errors++;
+        if (t == 1) {
+          double r = 0;
+          b.PrepareTrimOnCallingThread();
+          if (!b.Trim(r).ok()) errors++;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  Check(errors.load() == 0, "concurrent reads and trims while other threads allocate all succeed");
+
+  for (char*& p : blocks) std::free(p);
+  double result = 0;
+  b.PrepareTrimOnCallingThread();
+  Check(b.Trim(result).ok(), "a trim after freeing everything succeeds");
+  std::printf("%d failure(s)\n", failures);
+  return failures == 0 ? 0 : 1;
+}
