@@ -61,9 +61,10 @@ describe('snapshots and results are plain data', () => {
 
   it('a sync snapshot is not changed by the next one', () => {
     const a = fragstat.snapshot();
-    const keep = Buffer.alloc(8 * 1024 * 1024, 1);
+    const keep = Buffer.alloc(64 * 1024 * 1024, 1);
     const b = fragstat.snapshot();
-    expect(b.allocatedBytes! - a.allocatedBytes!).toBeGreaterThanOrEqual(keep.length);
+    // V8 may free an earlier test's backing stores on a background thread meanwhile: a little slack.
+    expect(b.allocatedBytes! - a.allocatedBytes!).toBeGreaterThanOrEqual(keep.length - 1024 * 1024);
     expect(a.allocatedBytes).not.toBe(b.allocatedBytes);
   });
 });
