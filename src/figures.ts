@@ -44,13 +44,30 @@ export const figures: Figure[] = [
     value: (s) => s.freeBytes,
   },
   {
+    id: 'resident_free',
+    help: 'Free memory the allocator holds in RAM (what a trim can win back); glibc needs detail.',
+    unit: 'bytes',
+    value: (s) => s.residentFreeBytes,
+  },
+  {
     id: 'heap',
     help: "The allocator's footprint (allocated + free).",
     unit: 'bytes',
     value: (s) => s.heapBytes,
   },
   { id: 'fragmentation', help: 'free / heap.', unit: 'ratio', value: (s) => s.ratios.fragmentation },
-  { id: 'rss_to_allocated', help: 'rss / allocated.', unit: 'ratio', value: (s) => s.ratios.rss },
+  {
+    id: 'resident_fragmentation',
+    help: 'resident_free / (allocated + resident_free).',
+    unit: 'ratio',
+    value: (s) => s.ratios.residentFragmentation,
+  },
+  {
+    id: 'rss_to_allocated',
+    help: "The allocator's RAM per live byte: (allocated + resident_free) / allocated.",
+    unit: 'ratio',
+    value: (s) => s.ratios.rss,
+  },
   { id: 'arenas', help: 'Allocator arenas in use.', unit: 'arenas', value: (s) => s.arenas },
   {
     id: 'largest_free',

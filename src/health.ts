@@ -2,14 +2,29 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { trim, trimLog } from './core';
 import { doctor, type Finding, type Severity } from './doctor';
-import { sharedReading, type ReadingSource, type SharedReading } from './reading';
+import type { BreakdownParts } from './breakdown';
+import {
+  monitorVerdict,
+  sharedBreakdown,
+  sharedReading,
+  type ReadingSource,
+  type SharedReading,
+} from './reading';
+import type { Verdict } from './verdict';
 import type { Snapshot, TrimResult } from './types';
 import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
 
 /** The snapshot's own figures, as the snapshot documents them. */
 type HealthFigures = Pick<
   Snapshot,
-  'allocator' | 'timestamp' | 'rssBytes' | 'allocatedBytes' | 'freeBytes' | 'heapBytes' | 'arenas'
+  | 'allocator'
+  | 'timestamp'
+  | 'rssBytes'
+  | 'allocatedBytes'
+  | 'freeBytes'
+  | 'residentFreeBytes'
+  | 'heapBytes'
+  | 'arenas'
 >;
 
 export interface HealthReport extends HealthFigures {
@@ -33,11 +48,20 @@ export interface HealthReport extends HealthFigures {
    * slowest recent reading (0.2% of wall time) when walks are slow.
    */
   readingIntervalMs: number;
+  /**
+   * RSS by owner (see breakdown()), from a breakdown taken at most once a minute off the JS thread:
+   * `ageMs` says how old. Null when `breakdown: false` or /proc/self/smaps cannot be read.
+   */
+  breakdown: { ageMs: number; rssBytes: number; parts: BreakdownParts } | null;
+  /** A running monitor's verdict on its history (kind and title), or null when no monitor runs. */
+  verdict: Pick<Verdict, 'kind' | 'title'> | null;
 }
 
 export interface HealthOptions {
   /** Read detail figures (glibc arenas; needed by the arenas rule). Runs off the JS thread. Default false. */
   detail?: boolean;
+  /** Include the RSS breakdown (one /proc/self/smaps read a minute at most). Default true. */
+  breakdown?: boolean;
 }
 
 const worst = (findings: Finding[]): HealthReport['status'] => {
@@ -51,8 +75,13 @@ const worst = (findings: Finding[]): HealthReport['status'] => {
  */
 export async function health(options?: HealthOptions): Promise<HealthReport> {
   const o = checkOptions('health(options)', options);
-  checkKeys('health(options)', o, ['detail']);
-  return report(await sharedReading(checkBoolean('options.detail', o.detail, false)));
+  checkKeys('health(options)', o, ['detail', 'breakdown']);
+  const detail = checkBoolean('options.detail', o.detail, false);
+  const withBreakdown = checkBoolean('options.breakdown', o.breakdown, true);
+  const [reading, b] = await Promise.all([sharedReading(detail), withBreakdown ? sharedBreakdown() : null]);
+  const r = report(reading);
+  r.breakdown = b && { ageMs: b.ageMs, rssBytes: b.breakdown.rssBytes, parts: { ...b.breakdown.parts } };
+  return r;
 }
 
 // The report of the last reading served: a flood of requests between two readings costs a copy
@@ -70,6 +99,7 @@ function report(r: SharedReading): HealthReport {
     ...b,
     lastTrim: b.lastTrim && { ...b.lastTrim },
     findings: b.findings.map((f) => ({ ...f })),
+    verdict: b.verdict && { ...b.verdict },
     source: r.source,
     ageMs: r.ageMs,
     readingIntervalMs: r.minIntervalMs,
@@ -86,6 +116,7 @@ function build(r: SharedReading, log: ReturnType<typeof trimLog>): HealthReport 
     rssBytes: s.rssBytes,
     allocatedBytes: s.allocatedBytes,
     freeBytes: s.freeBytes,
+    residentFreeBytes: s.residentFreeBytes,
     heapBytes: s.heapBytes,
     arenas: s.arenas,
     fragmentationRatio: s.ratios.fragmentation,
@@ -101,7 +132,15 @@ function build(r: SharedReading, log: ReturnType<typeof trimLog>): HealthReport 
     source: r.source,
     ageMs: r.ageMs,
     readingIntervalMs: r.minIntervalMs,
+    breakdown: null,
+    verdict: verdictSummary(),
   };
+}
+
+// Computed once per reading (a monitor's verdict walks its whole history), not once per request.
+function verdictSummary(): HealthReport['verdict'] {
+  const v = monitorVerdict();
+  return v && { kind: v.kind, title: v.title };
 }
 
 export interface HealthHandlerOptions extends HealthOptions {
@@ -138,7 +177,14 @@ export function healthHandler(
   options?: HealthHandlerOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const o = checkOptions('healthHandler(options)', options);
-  checkKeys('healthHandler(options)', o, ['detail', 'allowTrim', 'trimMinIntervalMs', 'criticalStatusCode']);
+  checkKeys('healthHandler(options)', o, [
+    'detail',
+    'breakdown',
+    'allowTrim',
+    'trimMinIntervalMs',
+    'criticalStatusCode',
+  ]);
+  const withBreakdown = checkBoolean('options.breakdown', o.breakdown, true);
   const detail = checkBoolean('options.detail', o.detail, false);
   const allowTrim = checkBoolean('options.allowTrim', o.allowTrim, false);
   const minInterval = checkNumber('options.trimMinIntervalMs', o.trimMinIntervalMs, 60_000, 0, Infinity);
@@ -149,7 +195,7 @@ export function healthHandler(
   return async (req, res) => {
     try {
       if (req.method === 'GET' || req.method === 'HEAD') {
-        const report = await health({ detail });
+        const report = await health({ detail, breakdown: withBreakdown });
         send(res, report.status === 'critical' ? criticalCode : 200, report);
         return;
       }

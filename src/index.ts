@@ -15,6 +15,7 @@ export {
 export {
   verdict,
   verdictDefaults,
+  verdictKinds,
   type Verdict,
   type VerdictKind,
   type VerdictEvidence,
@@ -45,7 +46,7 @@ export {
   type HealthOptions,
   type HealthHandlerOptions,
 } from './health';
-export { toLogFields, type LogFields } from './logs';
+export { toLogFields, type LogFields, type LogExtras } from './logs';
 export {
   registerPrometheus,
   type PrometheusOptions,

@@ -206,7 +206,7 @@ export class Monitor extends EventEmitter {
     this.stopped = false;
     this.startedAt = performance.now();
     this.sampleMsTotal = 0;
-    this.shared = attachMonitor(this.detail);
+    this.shared = attachMonitor(this.detail, () => this.verdict());
     this.schedule(0);
     return this;
   }

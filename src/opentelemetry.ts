@@ -2,7 +2,8 @@
 // read together, off the JS thread, once per collection.
 import { allocator, trimLog } from './core';
 import { figures, probeFigures } from './figures';
-import { sharedReading } from './reading';
+import { monitorVerdict, sharedBreakdown, sharedReading } from './reading';
+import { verdictKinds } from './verdict';
 import type { Snapshot } from './types';
 import { checkBoolean, checkKeys, checkOptions, describe } from './validate';
 
@@ -29,6 +30,12 @@ export interface OpenTelemetryOptions {
   prefix?: string;
   /** Read detail figures (glibc: largest free chunk, arenas, external ratio). Default false. */
   detail?: boolean;
+  /**
+   * Observe the RSS breakdown as `rss.part` (attribute `part`; a breakdown taken at most once a
+   * minute, off the JS thread) and a running monitor's verdict as `verdict` (attribute `kind`: 1
+   * for the current kind, 0 for the others). Default true.
+   */
+  breakdown?: boolean;
 }
 
 type Value = (s: Snapshot) => number | null;
@@ -47,11 +54,12 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
     );
   }
   const o = checkOptions('registerOpenTelemetry(meter, options)', options);
-  checkKeys('registerOpenTelemetry(meter, options)', o, ['prefix', 'detail']);
+  checkKeys('registerOpenTelemetry(meter, options)', o, ['prefix', 'detail', 'breakdown']);
   const prefix = o.prefix === undefined ? 'fragstat.' : o.prefix;
   if (typeof prefix !== 'string')
     throw new TypeError(`Expected a string for options.prefix but received ${describe(prefix)}`);
   const detail = checkBoolean('options.detail', o.detail, false);
+  const withBreakdown = checkBoolean('options.breakdown', o.breakdown, true);
   const info = allocator();
   const attributes = { allocator: info.name };
   const probe = probeFigures(detail);
@@ -78,6 +86,20 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
     unit: '{error}',
   });
 
+  const parts = withBreakdown
+    ? meter.createObservableGauge(`${prefix}rss.part`, {
+        description: 'Resident memory by owner; the parts add up to RSS. Refreshed at most once a minute.',
+        unit: 'By',
+      })
+    : null;
+  const verdictGauge = withBreakdown
+    ? meter.createObservableGauge(`${prefix}verdict`, {
+        description:
+          "A running monitor's verdict on why RSS moves: 1 for the current kind, 0 for the others.",
+        unit: '1',
+      })
+    : null;
+
   let errors = 0;
   const callback = async (observer: {
     observe(instrument: unknown, value: number, attributes?: object): void;
@@ -99,12 +121,30 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
         if (v !== null && Number.isFinite(v)) observer.observe(instrument, v, attributes);
       }
     }
+    if (parts !== null) {
+      const b = await sharedBreakdown();
+      if (b !== null) {
+        for (const [part, v] of Object.entries(b.breakdown.parts))
+          observer.observe(parts, v, { ...attributes, part });
+      }
+    }
+    const v = verdictGauge === null ? null : monitorVerdict();
+    if (v !== null) {
+      for (const kind of verdictKinds)
+        observer.observe(verdictGauge, kind === v.kind ? 1 : 0, { ...attributes, kind });
+    }
     const log = trimLog();
     observer.observe(trims, log.count, attributes);
     observer.observe(released, log.releasedBytesTotal, attributes);
     observer.observe(failures, errors, attributes);
   };
-  const all = [...observed.map((x) => x.instrument), trims, released, failures];
+  const all = [
+    ...observed.map((x) => x.instrument),
+    ...(parts === null ? [] : [parts, verdictGauge]),
+    trims,
+    released,
+    failures,
+  ];
   meter.addBatchObservableCallback(callback, all);
   return () => meter.removeBatchObservableCallback(callback, all);
 }

@@ -2,8 +2,9 @@
 // thread, one snapshot shared by every metric of a scrape.
 import { allocator, trimLog } from './core';
 import { figures, probeFigures } from './figures';
-import { sharedReading, type SharedReading } from './reading';
+import { monitorVerdict, sharedBreakdown, sharedReading, type SharedReading } from './reading';
 import type { Snapshot } from './types';
+import { verdictKinds } from './verdict';
 import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
 
 /** The part of a prom-client Registry this module uses. */
@@ -23,6 +24,11 @@ export interface PrometheusOptions {
    * unused while a monitor runs: scrapes then serve its latest sample). Default 1000.
    */
   cacheMs?: number;
+  /**
+   * Publish the RSS breakdown as `rss_part_bytes{part}` (from a breakdown taken at most once a
+   * minute, off the JS thread) and a running monitor's verdict as `verdict{kind}`. Default true.
+   */
+  breakdown?: boolean;
   /**
    * The prom-client module to build metrics with. Default: require('prom-client') as resolved from
    * fragstat, which is the application's copy when npm deduplicates the peer dependency.
@@ -107,7 +113,13 @@ export function registerPrometheus(
     );
   }
   const o = checkOptions('registerPrometheus(registry, options)', options);
-  checkKeys('registerPrometheus(registry, options)', o, ['prefix', 'detail', 'cacheMs', 'client']);
+  checkKeys('registerPrometheus(registry, options)', o, [
+    'prefix',
+    'detail',
+    'cacheMs',
+    'breakdown',
+    'client',
+  ]);
   const prefix = o.prefix === undefined ? 'fragstat_' : o.prefix;
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(prefix)) {
     throw new TypeError(
@@ -116,6 +128,7 @@ export function registerPrometheus(
   }
   const detail = checkBoolean('options.detail', o.detail, false);
   const cacheMs = checkNumber('options.cacheMs', o.cacheMs, 1000, 0, Infinity);
+  const withBreakdown = checkBoolean('options.breakdown', o.breakdown, true);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const client = (o.client ?? require('prom-client')) as PromClient;
 
@@ -196,6 +209,43 @@ export function registerPrometheus(
     if (d.kind === 'counter') new client.Counter(config);
     else new client.Gauge(config);
     added.push(name);
+  }
+
+  if (withBreakdown) {
+    const partsName = `${prefix}rss_part_bytes`;
+    names.push(partsName);
+    if (!registry.getSingleMetric(partsName)) {
+      new client.Gauge({
+        name: partsName,
+        help: 'Resident memory by owner (v8Heap, mallocLive, mallocFreeResident, allocatorOverhead, code, stacks, other); the parts add up to RSS. Refreshed at most once a minute.',
+        labelNames: ['allocator', 'part'],
+        registers: [registry],
+        async collect(this: { set(l: object, v: number): void; reset(): void }) {
+          const b = await sharedBreakdown();
+          this.reset();
+          if (b === null) return;
+          for (const [part, v] of Object.entries(b.breakdown.parts)) this.set({ ...labels, part }, v);
+        },
+      });
+      added.push(partsName);
+    }
+    const verdictName = `${prefix}verdict`;
+    names.push(verdictName);
+    if (!registry.getSingleMetric(verdictName)) {
+      new client.Gauge({
+        name: verdictName,
+        help: "A running monitor's verdict on why RSS moves: 1 for the current kind, 0 for the others.",
+        labelNames: ['allocator', 'kind'],
+        registers: [registry],
+        collect(this: { set(l: object, v: number): void; reset(): void }) {
+          const v = monitorVerdict();
+          this.reset();
+          if (v === null) return;
+          for (const kind of verdictKinds) this.set({ ...labels, kind }, kind === v.kind ? 1 : 0);
+        },
+      });
+      added.push(verdictName);
+    }
   }
 
   const infoName = `${prefix}allocator_info`;

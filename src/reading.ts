@@ -5,8 +5,10 @@
 // one, a reading is taken at most once per interval, an interval that stretches with the cost of
 // the last walk (as a monitor's overhead budget does), and requests in between get the cached
 // reading with its age.
+import { breakdownAsync, type Breakdown } from './breakdown';
 import { snapshotAsync } from './core';
 import type { Snapshot } from './types';
+import type { Verdict } from './verdict';
 
 /** Where a served reading came from. */
 export type ReadingSource = 'monitor' | 'cache' | 'fresh';
@@ -54,6 +56,9 @@ interface State {
   monitors: Set<{ detail: boolean }>;
 }
 
+// Running monitors' verdicts, oldest first.
+const verdicts = new Set<() => Verdict>();
+
 const state: State = { detail: null, plain: null, inFlight: null, costs: [], monitors: new Set() };
 
 function account(costMs: number): void {
@@ -83,9 +88,10 @@ function newest(detail: boolean): Entry | null {
  * Registers a running monitor: each sample it publishes becomes the reading endpoints serve, and
  * while it runs endpoints take no reading of their own once it has published one.
  */
-export function attachMonitor(detail: boolean): ReadingSourceHandle {
+export function attachMonitor(detail: boolean, verdict?: () => Verdict): ReadingSourceHandle {
   const me = { detail };
   state.monitors.add(me);
+  if (verdict) verdicts.add(verdict);
   return {
     publish(snapshot) {
       account(snapshot.durationMs);
@@ -96,6 +102,7 @@ export function attachMonitor(detail: boolean): ReadingSourceHandle {
     },
     detach() {
       state.monitors.delete(me);
+      if (verdict) verdicts.delete(verdict);
     },
   };
 }
@@ -150,4 +157,58 @@ export async function sharedReading(
   }
   if (state.inFlight && have) return serve(have, 'cache', minIntervalMs); // never two walks at once
   return serve(await take(detail), 'fresh', minIntervalMs);
+}
+
+// ---- breakdown and verdict for endpoints -------------------------------------------------------
+
+/** Least time between two breakdowns taken for endpoints, ms: each reads /proc/self/smaps. */
+export const breakdownMinIntervalMs = 60_000;
+
+/** A breakdown as served to an endpoint, with its age. */
+export interface SharedBreakdown {
+  breakdown: Breakdown;
+  /** Milliseconds since it was taken. */
+  ageMs: number;
+}
+
+const bd: { entry: { breakdown: Breakdown; at: number } | null; inFlight: Promise<void> | null } = {
+  entry: null,
+  inFlight: null,
+};
+
+function refreshBreakdown(): Promise<void> {
+  if (bd.inFlight) return bd.inFlight;
+  const at = performance.now();
+  const flight = breakdownAsync().then(
+    (breakdown) => {
+      bd.entry = { breakdown, at };
+    },
+    () => {
+      // /proc unreadable or the allocator read failed: endpoints go on without a breakdown.
+    },
+  );
+  bd.inFlight = flight.finally(() => {
+    bd.inFlight = null;
+  });
+  return bd.inFlight;
+}
+
+/**
+ * The newest breakdown for an endpoint. Taken at most once per `minIntervalMs`, off the JS thread;
+ * only the first call waits for one: later calls get the newest one at once, and a stale one starts
+ * a refresh in the background. Null where none could be taken.
+ */
+export async function sharedBreakdown(
+  minIntervalMs: number = breakdownMinIntervalMs,
+): Promise<SharedBreakdown | null> {
+  if (bd.entry === null) await refreshBreakdown();
+  else if (performance.now() - bd.entry.at >= minIntervalMs) void refreshBreakdown();
+  const e = bd.entry;
+  return e && { breakdown: e.breakdown, ageMs: Math.max(0, Math.round(performance.now() - e.at)) };
+}
+
+/** The verdict of the monitor running longest, or null when none runs. */
+export function monitorVerdict(): Verdict | null {
+  for (const fn of verdicts) return fn();
+  return null;
 }

@@ -17,8 +17,16 @@ export interface VerdictPoint {
   parts?: { v8Heap: number; mallocLive: number; mallocFreeResident: number };
 }
 
-export type VerdictKind =
-  'js-heap-growth' | 'native-growth' | 'fragmentation' | 'stable' | 'insufficient-evidence';
+/** Every kind a verdict can have. */
+export const verdictKinds = [
+  'js-heap-growth',
+  'native-growth',
+  'fragmentation',
+  'stable',
+  'insufficient-evidence',
+] as const;
+
+export type VerdictKind = (typeof verdictKinds)[number];
 
 /** The figures behind a verdict. Rates are bytes per hour, from a least-squares line over the window. */
 export interface VerdictEvidence {

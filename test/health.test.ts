@@ -50,6 +50,30 @@ describe('health()', () => {
   });
 });
 
+describe('health() breakdown and verdict', () => {
+  it("carries RSS by owner, parts adding up to RSS, and a running monitor's verdict", async () => {
+    const r = await fragstat.health();
+    expect(r.breakdown).not.toBeNull();
+    const sum = Object.values(r.breakdown!.parts).reduce((a, x) => a + x, 0);
+    expect(sum).toBe(r.breakdown!.rssBytes);
+    expect(r.breakdown!.parts.code).toBeGreaterThan(10 * 1024 * 1024);
+    expect(r.verdict).toBeNull();
+    const m = fragstat.monitor({ intervalMs: 10_000 });
+    try {
+      await new Promise((resolve) => m.once('sample', resolve));
+      const withMonitor = await fragstat.health();
+      expect(withMonitor.verdict).toEqual({ kind: 'insufficient-evidence', title: m.verdict().title });
+      // The breakdown is not read again within the minute: the same one, older.
+      expect(withMonitor.breakdown!.rssBytes).toBe(r.breakdown!.rssBytes);
+      expect(withMonitor.breakdown!.ageMs).toBeGreaterThanOrEqual(r.breakdown!.ageMs);
+    } finally {
+      m.stop();
+    }
+    expect((await fragstat.health({ breakdown: false })).breakdown).toBeNull();
+    await expect(fragstat.health({ breakdown: 1 as never })).rejects.toThrow(TypeError);
+  });
+});
+
 describe('healthHandler() on node:http', () => {
   it('answers GET with the report, refuses POST unless trimming is allowed', async () => {
     const base = await listen(http.createServer(fragstat.healthHandler()));

@@ -28,6 +28,19 @@ describe('toLogFields', () => {
     expect(() => fragstat.toLogFields({} as fragstat.Snapshot)).toThrow(TypeError);
   });
 
+  it('adds RSS by owner and the verdict when given', () => {
+    const s = fragstat.snapshot();
+    const b = fragstat.breakdown();
+    const v = fragstat.verdict([s], { minSamples: 2 });
+    const f = fragstat.toLogFields(s, { breakdown: b, verdict: v });
+    expect(f.rssParts).toEqual(b.parts);
+    expect(f.verdict).toBe('insufficient-evidence');
+    expect(f.summary).toMatch(/; insufficient-evidence$/);
+    expect(JSON.parse(JSON.stringify(f))).toEqual(f);
+    expect(() => fragstat.toLogFields(s, { breakdown: 1 } as never)).toThrow(TypeError);
+    expect(() => fragstat.toLogFields(s, { other: 1 } as never)).toThrow(/Unknown option/);
+  });
+
   it('prints well through pino', () => {
     const { stream, lines } = sink();
     const log = pino(stream);

@@ -16,7 +16,15 @@ async function collect(options?: fragstat.OpenTelemetryOptions) {
   const provider = new MeterProvider({ readers: [reader] });
   const remove = fragstat.registerOpenTelemetry(provider.getMeter('test'), options);
   await reader.forceFlush();
-  const points = new Map<string, { value: number; attributes: Record<string, unknown>; unit: string }>();
+  const points = new Map<
+    string,
+    {
+      value: number;
+      attributes: Record<string, unknown>;
+      unit: string;
+      all: { value: number; attributes: Record<string, unknown> }[];
+    }
+  >();
   for (const rm of exporter.getMetrics()) {
     for (const sm of rm.scopeMetrics) {
       for (const m of sm.metrics) {
@@ -25,6 +33,7 @@ async function collect(options?: fragstat.OpenTelemetryOptions) {
           value: p.value as number,
           attributes: p.attributes,
           unit: m.descriptor.unit,
+          all: m.dataPoints.map((d) => ({ value: d.value as number, attributes: d.attributes })),
         });
       }
     }
@@ -44,9 +53,12 @@ describe('registerOpenTelemetry', () => {
         'fragstat.rss',
         'fragstat.allocated',
         'fragstat.free',
+        'fragstat.resident_free',
         'fragstat.heap',
         'fragstat.fragmentation',
+        'fragstat.resident_fragmentation',
         'fragstat.rss_to_allocated',
+        'fragstat.rss.part',
         'fragstat.arenas',
         'fragstat.largest_free',
         'fragstat.external_fragmentation',
@@ -63,6 +75,26 @@ describe('registerOpenTelemetry', () => {
     expect(points.get('fragstat.fragmentation')!.unit).toBe('1');
     expect(points.get('fragstat.arenas')!.value).toBeGreaterThanOrEqual(1);
     expect(points.get('fragstat.snapshot.errors')!.value).toBe(0);
+  });
+
+  it("observes RSS by owner, parts adding up to RSS, and a running monitor's verdict", async () => {
+    const m = fragstat.monitor({ intervalMs: 10_000 });
+    try {
+      const points = await collect();
+      const parts = points.get('fragstat.rss.part')!;
+      expect(parts.unit).toBe('By');
+      expect(parts.all.map((p) => p.attributes.part).sort()).toEqual(
+        ['allocatorOverhead', 'code', 'mallocFreeResident', 'mallocLive', 'other', 'stacks', 'v8Heap'].sort(),
+      );
+      const sum = parts.all.reduce((a, p) => a + p.value, 0);
+      const rss = fragstat.snapshot().rssBytes!;
+      expect(Math.abs(sum - rss) / rss).toBeLessThan(0.1);
+      const verdict = points.get('fragstat.verdict')!;
+      expect(verdict.all.find((p) => p.attributes.kind === 'insufficient-evidence')!.value).toBe(1);
+      expect(verdict.all.find((p) => p.attributes.kind === 'fragmentation')!.value).toBe(0);
+    } finally {
+      m.stop();
+    }
   });
 
   it('counts trims', async () => {
