@@ -2,7 +2,9 @@
 import { getHeapStatistics } from 'node:v8';
 import { snapshot } from './core';
 import { formatBytes } from './format';
-import { findLibrary, libraries } from './libraries';
+import { jemallocCommand } from './libraries';
+
+export { jemallocCommand };
 import type { Snapshot } from './types';
 import type { MonitorStats } from './monitor';
 import { checkKeys, checkNumber, checkOptions, checkSnapshot, describe } from './validate';
@@ -57,34 +59,6 @@ export const doctorThresholds = {
 } as const;
 
 const pct = (r: number) => `${(r * 100).toFixed(0)}%`;
-
-/**
- * The command that runs this process under jemalloc, with the library found on this system and
- * its script path (its other arguments are left out as `[arguments]`: they can hold secrets), and
- * jemalloc's background purge thread on: without it, jemalloc decays freed pages only while it
- * is called, so a service that goes idle keeps them (docs/STAIRSTEP.md measures both).
- */
-export function jemallocCommand(): string {
-  const lib = findLibrary('jemalloc');
-  // Only the program and its script: the other arguments can hold secrets (--db-url=...), and
-  // this text ends up in logs. A placeholder says where they go.
-  const script = process.argv[1];
-  const rest = process.argv.length > 2 ? ' [arguments]' : '';
-  const cmd =
-    [process.execPath.split('/').pop()!, ...(script ? [script] : [])].map(shellQuote).join(' ') + rest;
-  // MALLOC_CONF is comma-separated key:value pairs: keep the user's, with background_thread true.
-  const pairs = (process.env.MALLOC_CONF ?? '')
-    .split(',')
-    .filter((p) => p !== '' && !p.startsWith('background_thread:'));
-  const conf = [...pairs, 'background_thread:true'].join(',');
-  const env = `MALLOC_CONF=${shellQuote(conf)} LD_PRELOAD=${shellQuote(lib ?? '/path/to/libjemalloc.so.2')}`;
-  return lib ? `${env} ${cmd}` : `install jemalloc (${libraries.jemalloc.install}), then ${env} ${cmd}`;
-}
-
-/** `s` as one POSIX shell word: unchanged when it is plain, else single-quoted. */
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /** options.stats: undefined, or an object whose peakRssBytes is a number or null (monitor.stats()). */
 function checkStats(value: unknown): Pick<MonitorStats, 'peakRssBytes'> | undefined {

@@ -45,3 +45,31 @@ export function findLibrary(name: Preloadable, dirs = libraryDirs()): string | n
   }
   return null;
 }
+
+/**
+ * The command that runs this process under jemalloc, with the library found on this system and
+ * its script path (its other arguments are left out as `[arguments]`: they can hold secrets), and
+ * jemalloc's background purge thread on: without it, jemalloc decays freed pages only while it
+ * is called, so a service that goes idle keeps them (docs/STAIRSTEP.md measures both).
+ */
+export function jemallocCommand(): string {
+  const lib = findLibrary('jemalloc');
+  // Only the program and its script: the other arguments can hold secrets (--db-url=...), and
+  // this text ends up in logs. A placeholder says where they go.
+  const script = process.argv[1];
+  const rest = process.argv.length > 2 ? ' [arguments]' : '';
+  const cmd =
+    [process.execPath.split('/').pop()!, ...(script ? [script] : [])].map(shellQuote).join(' ') + rest;
+  // MALLOC_CONF is comma-separated key:value pairs: keep the user's, with background_thread true.
+  const pairs = (process.env.MALLOC_CONF ?? '')
+    .split(',')
+    .filter((p) => p !== '' && !p.startsWith('background_thread:'));
+  const conf = [...pairs, 'background_thread:true'].join(',');
+  const env = `MALLOC_CONF=${shellQuote(conf)} LD_PRELOAD=${shellQuote(lib ?? '/path/to/libjemalloc.so.2')}`;
+  return lib ? `${env} ${cmd}` : `install jemalloc (${libraries.jemalloc.install}), then ${env} ${cmd}`;
+}
+
+/** `s` as one POSIX shell word: unchanged when it is plain, else single-quoted. */
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

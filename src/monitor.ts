@@ -2,6 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { getHeapStatistics } from 'node:v8';
 import { allocator, snapshotAsync, trim } from './core';
+import { jemallocCommand } from './libraries';
 import { attachMonitor, type ReadingSourceHandle } from './reading';
 import { verdict, type Verdict, type VerdictOptions } from './verdict';
 import type { Snapshot, TrimResult } from './types';
@@ -268,10 +269,11 @@ export class Monitor extends EventEmitter {
 
   /**
    * Why RSS moves, from the samples in history: JS heap growth, native growth, fragmentation,
-   * stable, or insufficient evidence (fewer than `minSamples`, default 30). See verdict().
+   * stable, or insufficient evidence (fewer than `minSamples`, default 30). See verdict(). The
+   * fragmentation advice names the command that runs this process under jemalloc.
    */
   verdict(options?: VerdictOptions): Verdict {
-    return verdict(this.ring.toArray(), options);
+    return verdict(this.ring.toArray(), { jemallocCommand: jemallocCommand(), ...options });
   }
 
   budget(): Budget {
