@@ -22,11 +22,11 @@ export {
   type VerdictOptions,
   type VerdictPoint,
 } from './verdict';
+export type { AutoTrimOptions } from './policy';
 export {
   monitor,
   Monitor,
   type MonitorOptions,
-  type AutoTrimOptions,
   type Sample,
   type Budget,
   type MonitorStats,

@@ -3,10 +3,11 @@ import { EventEmitter } from 'node:events';
 import { getHeapStatistics } from 'node:v8';
 import { allocator, snapshotAsync, trim } from './core';
 import { jemallocCommand } from './libraries';
+import { readTrimOptions, TrimPolicy, type AutoTrimOptions } from './policy';
 import { attachMonitor, type ReadingSourceHandle } from './reading';
 import { verdict, type Verdict, type VerdictOptions } from './verdict';
 import type { Snapshot, TrimResult } from './types';
-import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
+import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
 
 /** Options of monitor(). */
 export interface MonitorOptions {
@@ -26,25 +27,6 @@ export interface MonitorOptions {
   autoTrim?: boolean | AutoTrimOptions;
   /** Start sampling at once (default) or wait for start(). */
   start?: boolean;
-}
-
-/** The trim policy. A trim runs after a sample when every condition holds. */
-export interface AutoTrimOptions {
-  /** freeBytes at least this. Default 64 MiB. */
-  minFreeBytes?: number;
-  /** ratios.fragmentation at least this. Default 0.25. */
-  minFragmentation?: number;
-  /**
-   * Since the last trim, RSS not explained by live allocations (rssBytes - allocatedBytes) grew by
-   * at least this, so there can be something new to release. Default: minFreeBytes / 2.
-   */
-  minGrowthBytes?: number;
-  /** At least this long since the last trim, ms. Default 60000. */
-  minIntervalMs?: number;
-  /** A trim that releases less than this counts as releasing nothing. Default 1 MiB. */
-  minReleasedBytes?: number;
-  /** Each trim that releases nothing doubles the minimum interval, up to this factor. Default 32. */
-  maxBackoff?: number;
 }
 
 /** A monitor sample: a snapshot with the monitor's bookkeeping. */
@@ -82,10 +64,10 @@ export interface MonitorStats {
   trimReleasedBytes: number;
   /** Current minimum interval between automatic trims, ms (grows when trims release nothing). */
   trimIntervalMs: number | null;
+  /** Automatic trims judged undone: the process touched as many pages again by the next sample (see AutoTrimOptions.maxRefaultRatio). */
+  trimsUndone: number;
   trimPaused: boolean;
 }
-
-const MiB = 1024 * 1024;
 
 class Ring<T> {
   private items: T[] = [];
@@ -106,38 +88,6 @@ class Ring<T> {
   }
 }
 
-function readTrimOptions(value: unknown): Required<AutoTrimOptions> | null {
-  if (value === undefined || value === false) return null;
-  const o = value === true ? {} : value;
-  if (o === null || typeof o !== 'object' || Array.isArray(o)) {
-    throw new TypeError(`Expected a boolean or an object for options.autoTrim but received ${describe(o)}`);
-  }
-  checkKeys('options.autoTrim', o, [
-    'minFreeBytes',
-    'minFragmentation',
-    'minGrowthBytes',
-    'minIntervalMs',
-    'minReleasedBytes',
-    'maxBackoff',
-  ]);
-  const t = o as AutoTrimOptions;
-  const minFreeBytes = checkNumber('options.autoTrim.minFreeBytes', t.minFreeBytes, 64 * MiB, 0, Infinity);
-  return {
-    minFreeBytes,
-    minFragmentation: checkNumber('options.autoTrim.minFragmentation', t.minFragmentation, 0.25, 0, 1),
-    minGrowthBytes: checkNumber(
-      'options.autoTrim.minGrowthBytes',
-      t.minGrowthBytes,
-      minFreeBytes / 2,
-      0,
-      Infinity,
-    ),
-    minIntervalMs: checkNumber('options.autoTrim.minIntervalMs', t.minIntervalMs, 60_000, 0, Infinity),
-    minReleasedBytes: checkNumber('options.autoTrim.minReleasedBytes', t.minReleasedBytes, MiB, 0, Infinity),
-    maxBackoff: checkNumber('options.autoTrim.maxBackoff', t.maxBackoff, 32, 1, 1 << 20),
-  };
-}
-
 /**
  * Samples the allocator on an interval, off the JS thread, keeping a short history. Events:
  * 'sample' (Sample), 'trim' (TrimResult), 'error' (Error; only emitted when a listener exists, so
@@ -149,7 +99,7 @@ export class Monitor extends EventEmitter {
   readonly detail: boolean;
   readonly maxOverhead: number;
   private readonly ring: Ring<Sample>;
-  private readonly policy: Required<AutoTrimOptions> | null;
+  private readonly policy: TrimPolicy | null;
   private timer: NodeJS.Timeout | null = null;
   // While running, each sample is what health and metrics endpoints serve.
   private shared: ReadingSourceHandle | null = null;
@@ -167,9 +117,6 @@ export class Monitor extends EventEmitter {
   };
   private trims = 0;
   private trimReleased = 0;
-  private lastTrimAt = -Infinity;
-  private lastTrimOverhead: number | null = null;
-  private backoff = 1;
   private pauses = 0;
   // One queue per live async iterator: each gets every sample from its creation on.
   private readonly iterators = new Set<{
@@ -194,7 +141,8 @@ export class Monitor extends EventEmitter {
     this.detail = checkBoolean('options.detail', options.detail, false);
     const historySize = checkNumber('options.historySize', options.historySize, 360, 2, 100_000, true);
     this.maxOverhead = checkNumber('options.maxOverhead', options.maxOverhead, 0.002, Number.MIN_VALUE, 0.5);
-    this.policy = readTrimOptions(options.autoTrim);
+    const trimOptions = readTrimOptions(options.autoTrim);
+    this.policy = trimOptions && new TrimPolicy(trimOptions);
     this.ring = new Ring(historySize);
     this.effectiveInterval = this.intervalMs;
     if (checkBoolean('options.start', options.start, true)) this.start();
@@ -306,7 +254,8 @@ export class Monitor extends EventEmitter {
       allocatedBytesPerSecond: rate('allocatedBytes'),
       trims: this.trims,
       trimReleasedBytes: this.trimReleased,
-      trimIntervalMs: this.policy ? this.policy.minIntervalMs * this.backoff : null,
+      trimIntervalMs: this.policy ? this.policy.intervalMs : null,
+      trimsUndone: this.policy ? this.policy.undone : 0,
       trimPaused: this.pauses > 0,
     };
   }
@@ -416,25 +365,11 @@ export class Monitor extends EventEmitter {
   private async maybeTrim(s: Sample): Promise<void> {
     const p = this.policy;
     if (!p || !this.running || this.pauses > 0 || !allocator().canTrim) return;
-    if (
-      s.freeBytes === null ||
-      s.ratios.fragmentation === null ||
-      s.rssBytes === null ||
-      s.allocatedBytes === null
-    )
-      return;
-    if (s.freeBytes < p.minFreeBytes || s.ratios.fragmentation < p.minFragmentation) return;
-    if (performance.now() - this.lastTrimAt < p.minIntervalMs * this.backoff) return;
-    const overhead = s.rssBytes - s.allocatedBytes;
-    if (this.lastTrimOverhead !== null && overhead - this.lastTrimOverhead < p.minGrowthBytes) return;
+    if (!p.shouldTrim(s)) return;
     const result: TrimResult = await trim();
-    this.lastTrimAt = performance.now();
-    this.lastTrimOverhead =
-      result.rssAfterBytes !== null ? result.rssAfterBytes - s.allocatedBytes : overhead;
+    p.trimmed(s, result);
     this.trims++;
-    const released = result.releasedBytes ?? 0;
-    this.trimReleased += Math.max(0, released);
-    this.backoff = released < p.minReleasedBytes ? Math.min(this.backoff * 2, p.maxBackoff) : 1;
+    this.trimReleased += Math.max(0, result.releasedBytes ?? 0);
     this.emitSafely('trim', result);
   }
 

@@ -171,6 +171,60 @@ describe('auto-trim policy (fragmented heap, child process)', () => {
   });
 });
 
+describe('auto-trim after V8 shrinks (child process)', () => {
+  it('keeps trimming once V8 gives its heap back: the growth gate leaves V8 out', () => {
+    const r = runFixture<{
+      trims: { phase: number; releasedBytes: number }[];
+      v8Before: number;
+      v8After: number;
+      manualReleasedBytes: number;
+    }>('autotrim-v8.cjs');
+    // V8's heap shrank by over 200 MiB between the phases, and 96 MiB more of Buffers were freed.
+    expect(r.v8Before - r.v8After).toBeGreaterThan(200 * MiB);
+    const phase2 = r.trims.filter((t) => t.phase === 2);
+    expect(phase2.length).toBeGreaterThanOrEqual(1);
+    expect(phase2.reduce((a, t) => a + t.releasedBytes, 0)).toBeGreaterThan(64 * MiB);
+    // Auto-trim left little for a manual trim (a gate that counted V8 left about 100 MiB).
+    expect(r.manualReleasedBytes).toBeLessThan(16 * MiB);
+  });
+});
+
+describe('auto-trim backs off when a trim is undone (child process)', () => {
+  it('counts a trim whose pages the process touched again by the next sample, and doubles the interval', () => {
+    const r = runNode([
+      '--expose-gc',
+      '-e',
+      `const f = require(process.cwd());
+       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+       const keep = setInterval(() => {}, 1000);
+       (async () => {
+         let bufs = Array.from({ length: 1024 }, () => Buffer.alloc(64 * 1024, 1));
+         const m = f.monitor({ intervalMs: 150, autoTrim: { minFreeBytes: 16 * 1048576, minIntervalMs: 200 } });
+         // Right after the trim, the service needs the memory again: the holes filled anew, in the
+         // trim's own listener so that it happens before the next sample judges the trim.
+         let again = null;
+         const trimmed = new Promise((r) => m.once('trim', (t) => {
+           again = Array.from({ length: 512 }, () => Buffer.alloc(64 * 1024, 2));
+           r(t);
+         }));
+         bufs = bufs.filter((_, i) => i % 2); // 32 MiB of 64 KiB holes
+         for (let i = 0; i < 6; i++) { gc(); await sleep(20); }
+         const t = await trimmed;
+         await new Promise((r) => m.once('sample', r));
+         await new Promise((r) => m.once('sample', r));
+         const st = m.stats();
+         m.stop(); clearInterval(keep);
+         process.stdout.write(JSON.stringify({ released: t.releasedBytes, undone: st.trimsUndone, interval: st.trimIntervalMs, kept: again.length + bufs.length }));
+       })();`,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.released).toBeGreaterThan(24 * MiB);
+    expect(out.undone).toBe(1);
+    expect(out.interval).toBe(400);
+  });
+});
+
 describe('options', () => {
   const bad: [unknown, ErrorConstructor, RegExp][] = [
     [{ intervalMs: 0 }, RangeError, /from 10 to .* for options.intervalMs but received 0/],
