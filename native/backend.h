@@ -102,8 +102,4 @@ Backend* ProbeGlibc(bool& present);
 Backend* ProbeJemallocWithoutStats();
 Backend* MakeUnknown(std::string reason);
 
-// Keeps the compiler from eliding a malloc/free pair used as a probe.
-void* ProbeAllocate(size_t bytes);
-void ProbeFree(void* p);
-
 }  // namespace fragstat

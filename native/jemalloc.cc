@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backend.h"
+#include "probe.h"
 #include "symbols.h"
 
 namespace fragstat {

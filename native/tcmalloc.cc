@@ -2,6 +2,7 @@
 #include <string>
 
 #include "backend.h"
+#include "probe.h"
 #include "symbols.h"
 
 namespace fragstat {
