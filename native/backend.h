@@ -19,6 +19,7 @@ struct Figures {
   double largest_free = NAN;  // largest single free block, bytes
   double arenas = NAN;        // number of arenas
   double may_wrap = 0;        // 1 when the values come from a legacy API that wraps at 2^32
+  double stats_age_ms = 0;    // how long ago the allocator produced these figures (0: just now)
   double raw[kMaxRawFields];  // the allocator's own fields, in RawFieldNames() order
 
   Figures() {

@@ -11,7 +11,4 @@ double ReadRssBytes();
 // justifies keeping the descriptor open).
 double ReadRssBytesReopen();
 
-// Monotonic clock in milliseconds.
-double NowMs();
-
 }  // namespace fragstat

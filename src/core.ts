@@ -55,6 +55,7 @@ const rawBuilders: Record<string, RawBuilder> = {
     'stats.arenas.all.pmuzzy': orNull(v[R + 7]),
     'arenas.narenas': orNull(v[R + 8]),
     'arenas.page': orNull(v[R + 9]),
+    'stats.arenas.all.tcache_bytes': orNull(v[R + 10]),
   }),
   tcmalloc: (v) => ({
     'generic.current_allocated_bytes': orNull(v[R]),
@@ -122,6 +123,7 @@ function build(values: Float64Array, detail: NativeDetail | undefined, timestamp
       rss: rss !== null && allocated !== null && allocated > 0 ? rss / allocated : null,
     },
     durationMs: values[Slot.DurationMs],
+    statsAgeMs: orNull(values[Slot.StatsAgeMs]),
     mayHaveWrapped: values[Slot.MayWrap] === 1,
     raw,
     detail: detail ?? null,
