@@ -184,7 +184,8 @@ export function allocator(): AllocatorInfo {
  * @throws TypeError for bad options; an Error with `code` ERR_FRAGSTAT_* if the allocator fails.
  */
 export function snapshot(options?: SnapshotOptions): Snapshot {
-  const { detail } = readOptions('snapshot', options);
+  // The common call has no options: skip building the validation's strings and arrays.
+  const detail = options === undefined ? false : readOptions('snapshot', options).detail;
   const nativeDetail = binding.snapshot(detail);
   return build(syncValues, nativeDetail, Date.now());
 }
