@@ -33,6 +33,7 @@ async function child() {
     memoryUsageRss: () => process.memoryUsage.rss(),
     snapshot: () => fragstat.snapshot(),
     pread: () => binding.rssBytes(),
+    reopen: () => binding.rssBytesReopen(),
   };
   const samples = Object.fromEntries(
     [...Object.keys(candidates), 'nativeReading', 'cFloor', 'cFloorThreads'].map((k) => [k, []]),
@@ -178,6 +179,9 @@ async function parent() {
           : '') +
         '; a snapshot refreshes at most every 10 ms.',
     );
+  const reopen = results.map(
+    (r) => `${r.allocator} ${f0(r.reopen)} ns (${f2(r.reopen / r.pread)} the kept descriptor's pread)`,
+  );
   const loads = results
     .map((r) => `${r.allocator} ${r.load[0].toFixed(1)}-${r.load[1].toFixed(1)}`)
     .join(', ');
@@ -189,7 +193,8 @@ async function parent() {
     '',
     table(header, rows),
     '',
-    ...refresh,
+    ...(refresh.length ? [...refresh, ''] : []),
+    `The RSS read reopening /proc/self/statm on every call instead: ${reopen.join(', ')}.`,
   ].join('\n');
   console.log(text);
   if (!haveFloor) console.error('no C compiler (cc): the C floor was not measured');
@@ -203,7 +208,7 @@ async function parent() {
     const a = doc.indexOf(begin);
     const b = doc.indexOf(end);
     if (a < 0 || b < a) throw new Error(`${file} has no ${begin} ... ${end} section`);
-    writeFileSync(file, `${doc.slice(0, a + begin.length)}\n${text}\n${doc.slice(b)}`);
+    writeFileSync(file, `${doc.slice(0, a + begin.length)}\n\n${text}\n\n${doc.slice(b)}`);
     console.error(`wrote the table into ${file}`);
   }
 }
