@@ -179,7 +179,7 @@ export function allocator(): AllocatorInfo {
 /**
  * Reads the allocator's statistics and RSS now, on the calling thread. The default reading is
  * glibc's mallinfo2 + one pread (0.4x process.memoryUsage() on a compact heap, but it walks every
- * free chunk: 10 ms at 130 k free chunks). Under jemalloc, whose refresh costs about 100 us, the
+ * free chunk: 10 ms at 130 k free chunks). Under jemalloc, whose refresh costs 60-140 us, the
  * allocator figures are refreshed at most every 10 ms and may be that old (see statsAgeMs).
  * `detail: true` costs about twice as much again. In a service, prefer snapshotAsync.
  * @throws TypeError for bad options; an Error with `code` ERR_FRAGSTAT_* if the allocator fails.

@@ -88,7 +88,7 @@ export interface Snapshot {
   /**
    * How old the allocator figures are, in milliseconds: 0 where the allocator is read at every
    * call (glibc, tcmalloc, mimalloc). jemalloc's statistics are refreshed at most once every
-   * 10 ms (a refresh costs 15-20 times process.memoryUsage()), so under jemalloc this is 0 to 10.
+   * 10 ms (a refresh costs 11-13 times process.memoryUsage()), so under jemalloc this is 0 to 10.
    * rssBytes is always read at the call. Null when there are no allocator figures.
    */
   statsAgeMs: number | null;
