@@ -156,6 +156,7 @@ describe.runIf(havePreload('tcmalloc'))('tcmalloc (LD_PRELOAD)', () => {
     const r = runFixture<Run>('bytes.cjs', { preload: 'tcmalloc' });
     expect(r.allocator.name).toBe('tcmalloc');
     checkAccounting(r);
+    for (const s of [r.before, r.allocated, r.freed, r.trimmed]) expect(s.statsAgeMs).toBe(0);
     expect(r.freed.largestFreeBytes).toBeNull();
     expect(r.freed.arenas).toBeNull();
     expect(r.freed.raw['generic.current_allocated_bytes']).toBe(r.freed.allocatedBytes);
@@ -181,6 +182,7 @@ describe.runIf(havePreload('mimalloc'))('mimalloc (LD_PRELOAD)', () => {
       });
       expect(r.allocator.name).toBe('mimalloc');
       expect(r.kept).toBe(0);
+      for (const s of [r.before, r.allocated, r.freed, r.trimmed]) expect(s.statsAgeMs).toBe(0);
       // Committed memory includes mimalloc's page and segment overhead: measured 1.17x.
       expectNear(r.allocated.heapBytes! - r.before.heapBytes!, total(r), 0.97, 1.3);
       expect(r.allocated.allocatedBytes).toBeNull();
