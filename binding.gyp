@@ -8,9 +8,11 @@
         "native/glibc.cc",
         "native/jemalloc.cc",
         "native/mimalloc.cc",
+        "native/probe.cc",
         "native/rss.cc",
         "native/symbols.cc",
-        "native/tcmalloc.cc"
+        "native/tcmalloc.cc",
+        "native/unknown.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

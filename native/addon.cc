@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backend.h"
+#include "clock.h"
 #include "rss.h"
 
 namespace fragstat {
@@ -22,6 +23,7 @@ enum Slot {
   kArenas,
   kMayWrap,
   kDurationMs,
+  kStatsAgeMs,
   kRawStart,
   kSlots = kRawStart + kMaxRawFields
 };
@@ -68,13 +70,16 @@ struct Reading {
   Status status;
   double rss = NAN;
   double duration_ms = NAN;
+  double stats_age_ms = NAN;  // NaN when the allocator gives no figures
 };
 
 void TakeReading(Reading& r, bool detail) {
   const double start = NowMs();
-  r.status = CurrentBackend().Read(r.figures, detail ? &r.detail : nullptr);
+  Backend& b = CurrentBackend();
+  r.status = b.Read(r.figures, detail ? &r.detail : nullptr);
   r.rss = ReadRssBytes();
   r.duration_ms = NowMs() - start;
+  if (b.HasStats()) r.stats_age_ms = r.figures.stats_age_ms;
 }
 
 void WriteFigures(double* out, const Reading& r) {
@@ -87,6 +92,7 @@ void WriteFigures(double* out, const Reading& r) {
   out[kArenas] = f.arenas;
   out[kMayWrap] = f.may_wrap;
   out[kDurationMs] = r.duration_ms;
+  out[kStatsAgeMs] = r.stats_age_ms;
   for (int i = 0; i < kMaxRawFields; i++) out[kRawStart + i] = f.raw[i];
 }
 

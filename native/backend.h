@@ -19,6 +19,7 @@ struct Figures {
   double largest_free = NAN;  // largest single free block, bytes
   double arenas = NAN;        // number of arenas
   double may_wrap = 0;        // 1 when the values come from a legacy API that wraps at 2^32
+  double stats_age_ms = 0;    // how long ago the allocator produced these figures (0: just now)
   double raw[kMaxRawFields];  // the allocator's own fields, in RawFieldNames() order
 
   Figures() {
@@ -105,9 +106,5 @@ Backend* ProbeGlibc(bool& present);
 // mimalloc are ruled out.
 Backend* ProbeJemallocWithoutStats();
 Backend* MakeUnknown(std::string reason);
-
-// Keeps the compiler from eliding a malloc/free pair used as a probe.
-void* ProbeAllocate(size_t bytes);
-void ProbeFree(void* p);
 
 }  // namespace fragstat

@@ -1,55 +1,11 @@
 // Which allocator serves malloc in this process. Address comparison does not work (the official
 // node binary calls malloc through its own PLT), so each candidate is asked whether it owns a
 // block malloc just returned. Runs once per process, on first use.
-#include <cstdlib>
-#include <mutex>
 #include <string>
 
 #include "backend.h"
-#include "symbols.h"
 
 namespace fragstat {
-
-namespace {
-
-class UnknownBackend final : public Backend {
- public:
-  explicit UnknownBackend(std::string reason) : reason_(std::move(reason)) {}
-  const char* Name() const override { return "unknown"; }
-  std::string Version() const override { return std::string(); }
-  std::string Limitations() const override { return reason_; }
-  const std::vector<const char*>& RawFieldNames() const override {
-    static const std::vector<const char*> none;
-    return none;
-  }
-  bool HasStats() const override { return false; }
-  bool CanTrim() const override { return false; }
-  Status Read(Figures&, Detail*) override { return Status(); }
-  Status Trim(double& result) override {
-    result = NAN;
-    return Status();
-  }
-
- private:
-  std::string reason_;
-};
-
-void* volatile g_probe_sink = nullptr;
-
-}  // namespace
-
-void* ProbeAllocate(size_t bytes) {
-  void* p = std::malloc(bytes);
-  g_probe_sink = p;  // a volatile store: the compiler may not drop the malloc/free pair
-  return g_probe_sink;
-}
-
-void ProbeFree(void* p) {
-  g_probe_sink = nullptr;
-  std::free(p);
-}
-
-Backend* MakeUnknown(std::string reason) { return new UnknownBackend(std::move(reason)); }
 
 Backend& CurrentBackend() {
   // Detected once for the process and shared by every environment (worker threads included);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "probe.h"
 #include "symbols.h"
 
 namespace fragstat {

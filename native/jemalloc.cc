@@ -1,11 +1,20 @@
 // jemalloc, found only when it serves malloc (preloaded or linked into the executable). Every
 // statistic is read by MIB: names are translated once, then each read is a plain array lookup.
+//
+// jemalloc's statistics are a copy it refreshes when `epoch` is written, and that refresh merges
+// the statistics of every arena and every thread cache: 60-140 us measured in a Node process, 11-13
+// times process.memoryUsage(). So the figures are refreshed at most once per kRefreshMs, shared
+// by every thread, and a snapshot says how old they are (Snapshot.statsAgeMs). A trim makes the
+// next reading refresh.
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "backend.h"
+#include "clock.h"
+#include "probe.h"
 #include "symbols.h"
 
 namespace fragstat {
@@ -18,6 +27,8 @@ using MallctlByMibFn = int (*)(const size_t*, size_t, void*, size_t*, void*, siz
 
 constexpr size_t kArenasAll = 4096;  // MALLCTL_ARENAS_ALL
 constexpr size_t kMaxMib = 6;
+// The longest a snapshot serves figures from an earlier refresh.
+constexpr double kRefreshMs = 10;
 
 struct Mib {
   size_t v[kMaxMib];
@@ -36,6 +47,7 @@ enum RawIndex {
   kPmuzzy,
   kNarenas,
   kPage,
+  kTcacheBytes,
   kRawCount
 };
 
@@ -55,12 +67,14 @@ class JemallocBackend final : public Backend {
     Translate("stats.retained", stats_[5]);
     Translate("stats.arenas.0.pdirty", pdirty_);
     Translate("stats.arenas.0.pmuzzy", pmuzzy_);
+    Translate("stats.arenas.0.tcache_bytes", tcache_bytes_);
     Translate("arenas.narenas", narenas_);
     Translate("arena.0.initialized", initialized_);
     Translate("arena.0.purge", purge_);
     Translate("thread.tcache.flush", tcache_flush_);
     pdirty_.v[2] = kArenasAll;
     pmuzzy_.v[2] = kArenasAll;
+    tcache_bytes_.v[2] = kArenasAll;
     purge_.v[1] = kArenasAll;
     size_t page_sz = sizeof(page_);
     Mib page;
@@ -79,10 +93,17 @@ class JemallocBackend final : public Backend {
     return s;
   }
   const std::vector<const char*>& RawFieldNames() const override {
-    static const std::vector<const char*> names = {
-        "stats.allocated", "stats.active",   "stats.metadata",          "stats.resident",
-        "stats.mapped",    "stats.retained", "stats.arenas.all.pdirty", "stats.arenas.all.pmuzzy",
-        "arenas.narenas",  "arenas.page"};
+    static const std::vector<const char*> names = {"stats.allocated",
+                                                   "stats.active",
+                                                   "stats.metadata",
+                                                   "stats.resident",
+                                                   "stats.mapped",
+                                                   "stats.retained",
+                                                   "stats.arenas.all.pdirty",
+                                                   "stats.arenas.all.pmuzzy",
+                                                   "arenas.narenas",
+                                                   "arenas.page",
+                                                   "stats.arenas.all.tcache_bytes"};
     return names;
   }
   bool HasStats() const override { return stats_ok_; }
@@ -90,7 +111,40 @@ class JemallocBackend final : public Backend {
 
   Status Read(Figures& out, Detail*) override {
     if (!stats_ok_) return Status();
-    // One refresh per snapshot: jemalloc's statistics are a cached copy until epoch is written.
+    std::lock_guard<std::mutex> lock(mu_);
+    const double now = NowMs();
+    // Also true while refreshed_ms_ is NaN (never refreshed, or a trim since).
+    if (!(now - refreshed_ms_ < kRefreshMs)) {
+      Figures fresh;
+      if (Status s = Refresh(fresh); !s.ok()) return s;
+      cached_ = fresh;
+      refreshed_ms_ = now;
+    }
+    out = cached_;
+    out.stats_age_ms = now - refreshed_ms_;
+    return Status();
+  }
+
+  void PrepareTrimOnCallingThread() override {
+    // The calling thread's cache holds freed small objects that purge cannot see.
+    if (tcache_flush_.len) bymib_(tcache_flush_.v, tcache_flush_.len, nullptr, nullptr, nullptr, 0);
+    Invalidate();
+  }
+
+  Status Trim(double& result) override {
+    const int rc = bymib_(purge_.v, purge_.len, nullptr, nullptr, nullptr, 0);
+    Invalidate();
+    if (rc != 0) {
+      return Status::Error("ERR_FRAGSTAT_MALLCTL",
+                           std::string("mallctl arena.<all>.purge: ") + std::strerror(rc));
+    }
+    result = NAN;
+    return Status();
+  }
+
+ private:
+  // Writes `epoch` and reads every figure anew.
+  Status Refresh(Figures& out) {
     uint64_t epoch = 1;
     size_t esz = sizeof(epoch);
     if (int rc = bymib_(epoch_.v, epoch_.len, &epoch, &esz, &epoch, sizeof(epoch)); rc != 0) {
@@ -109,6 +163,10 @@ class JemallocBackend final : public Backend {
     sz = sizeof(pages);
     if (bymib_(pmuzzy_.v, pmuzzy_.len, &pages, &sz, nullptr, 0) == 0)
       out.raw[kPmuzzy] = static_cast<double>(pages);
+    size_t tcache = 0;
+    sz = sizeof(tcache);
+    if (tcache_bytes_.len && bymib_(tcache_bytes_.v, tcache_bytes_.len, &tcache, &sz, nullptr, 0) == 0)
+      out.raw[kTcacheBytes] = static_cast<double>(tcache);
     unsigned narenas = 0;
     sz = sizeof(narenas);
     if (bymib_(narenas_.v, narenas_.len, &narenas, &sz, nullptr, 0) == 0) {
@@ -118,7 +176,9 @@ class JemallocBackend final : public Backend {
     out.raw[kPage] = static_cast<double>(page_);
 
     const double page = static_cast<double>(page_);
-    out.allocated = out.raw[kAllocated];
+    // stats.allocated counts the small objects parked in thread caches as allocated: they are
+    // freed as far as the program is concerned. Without them, allocatedBytes is what is live.
+    out.allocated = out.raw[kAllocated] - (std::isnan(out.raw[kTcacheBytes]) ? 0 : out.raw[kTcacheBytes]);
     // The footprint is what the page allocator holds: pages backing allocations (active) plus
     // freed pages not yet returned to the OS (dirty, and muzzy: MADV_FREE'd but still mapped).
     out.heap = out.raw[kActive] + (out.raw[kPdirty] + out.raw[kPmuzzy]) * page;
@@ -126,21 +186,11 @@ class JemallocBackend final : public Backend {
     return Status();
   }
 
-  void PrepareTrimOnCallingThread() override {
-    // The calling thread's cache holds freed small objects that purge cannot see.
-    if (tcache_flush_.len) bymib_(tcache_flush_.v, tcache_flush_.len, nullptr, nullptr, nullptr, 0);
+  void Invalidate() {
+    std::lock_guard<std::mutex> lock(mu_);
+    refreshed_ms_ = NAN;
   }
 
-  Status Trim(double& result) override {
-    if (int rc = bymib_(purge_.v, purge_.len, nullptr, nullptr, nullptr, 0); rc != 0) {
-      return Status::Error("ERR_FRAGSTAT_MALLCTL",
-                           std::string("mallctl arena.<all>.purge: ") + std::strerror(rc));
-    }
-    result = NAN;
-    return Status();
-  }
-
- private:
   bool Translate(const char* name, Mib& mib) {
     mib.len = kMaxMib;
     if (nametomib_(name, mib.v, &mib.len) != 0) {
@@ -168,9 +218,14 @@ class JemallocBackend final : public Backend {
   NameToMibFn nametomib_;
   MallctlByMibFn bymib_;
   std::string version_;
-  Mib epoch_, stats_[6], pdirty_, pmuzzy_, narenas_, initialized_, purge_, tcache_flush_;
+  Mib epoch_, stats_[6], pdirty_, pmuzzy_, tcache_bytes_, narenas_, initialized_, purge_, tcache_flush_;
   size_t page_ = 4096;
   bool stats_ok_ = false;
+  // The last refresh's figures and when it happened (NaN: refresh at the next reading). Shared by
+  // every thread that reads; the lock is held through a refresh, so a reader never sees half of one.
+  std::mutex mu_;
+  Figures cached_;
+  double refreshed_ms_ = NAN;
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "backend.h"
+#include "probe.h"
 #include "symbols.h"
 
 namespace fragstat {

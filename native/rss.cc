@@ -1,7 +1,7 @@
 #include "rss.h"
 
 #include <fcntl.h>
-#include <time.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,10 +12,27 @@ namespace fragstat {
 namespace {
 
 // One descriptor for the whole process, shared by every Node environment (worker threads
-// included). It is opened on first use, published with a compare-and-swap (the loser of a race
-// closes its own), and deliberately never closed: pread does not move a file offset, so
-// concurrent readers need no lock.
+// included). It is opened on first use and published with a compare-and-swap (the loser of a race
+// closes its own); pread does not move a file offset, so concurrent readers need no lock.
+//
+// /proc/self is resolved when the file is opened: a descriptor inherited across fork() would go
+// on reading the parent's figures. A fork handler closes it in the child instead, which then opens
+// its own on first use. That costs nothing per read (a pid check would cost a system call on
+// every read). Forks that run no fork handlers (vfork, posix_spawn) must exec or exit anyway.
+//
+// The descriptor lives as long as this code is mapped: when Node unloads the addon (it does when
+// only worker threads loaded it and the last of them exits), the destructor below closes it, and
+// glibc drops the fork handler with the code it points into.
 std::atomic<int> g_statm_fd{-1};
+
+void CloseStatm() {
+  const int fd = g_statm_fd.exchange(-1, std::memory_order_acq_rel);
+  if (fd >= 0) close(fd);
+}
+
+struct StatmCloser {
+  ~StatmCloser() { CloseStatm(); }
+} g_statm_closer;
 
 long PageSize() {
   static const long page = sysconf(_SC_PAGESIZE);
@@ -41,6 +58,9 @@ double ParseResident(const char* buf, ssize_t n) {
 int StatmFd() {
   int fd = g_statm_fd.load(std::memory_order_acquire);
   if (fd >= 0) return fd;
+  // Registered once per load of this code, before any descriptor can be inherited.
+  static const bool fork_handler = pthread_atfork(nullptr, nullptr, CloseStatm) == 0;
+  if (!fork_handler) return -1;  // without it a child could read its parent's RSS: reopen instead
   int opened = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (opened < 0) return -1;
   int expected = -1;
@@ -55,7 +75,7 @@ int StatmFd() {
 
 double ReadRssBytes() {
   int fd = StatmFd();
-  if (fd < 0) return NAN;
+  if (fd < 0) return ReadRssBytesReopen();
   char buf[128];
   ssize_t n = pread(fd, buf, sizeof(buf), 0);
   if (n <= 0) return NAN;
@@ -70,12 +90,6 @@ double ReadRssBytesReopen() {
   close(fd);
   if (n <= 0) return NAN;
   return ParseResident(buf, n);
-}
-
-double NowMs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 }  // namespace fragstat

@@ -11,7 +11,8 @@ export const enum Slot {
   Arenas = 5,
   MayWrap = 6,
   DurationMs = 7,
-  RawStart = 8,
+  StatsAgeMs = 8,
+  RawStart = 9,
 }
 
 /** Layout of the Float64Array a trim is written into (mirrors native/addon.cc). */

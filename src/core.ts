@@ -56,6 +56,7 @@ const rawBuilders: Record<string, RawBuilder> = {
     'stats.arenas.all.pmuzzy': orNull(v[R + 7]),
     'arenas.narenas': orNull(v[R + 8]),
     'arenas.page': orNull(v[R + 9]),
+    'stats.arenas.all.tcache_bytes': orNull(v[R + 10]),
   }),
   tcmalloc: (v) => ({
     'generic.current_allocated_bytes': orNull(v[R]),
@@ -159,6 +160,7 @@ function build(
       residentFragmentation: held !== null && held > 0 ? residentFreeBytes! / held : null,
     },
     durationMs: values[Slot.DurationMs] + smapsMs,
+    statsAgeMs: orNull(values[Slot.StatsAgeMs]),
     mayHaveWrapped: values[Slot.MayWrap] === 1,
     raw,
     detail: detail ?? null,
@@ -213,13 +215,15 @@ export function allocator(): AllocatorInfo {
 
 /**
  * Reads the allocator's statistics and RSS now, on the calling thread. The default reading is
- * glibc's mallinfo2 + one pread (about 1.7 us on a compact heap, but it walks every free chunk:
- * 10 ms at 130 k free chunks) or jemalloc's epoch refresh + a few mallctl reads (about 60 us).
+ * glibc's mallinfo2 + one pread (0.4x process.memoryUsage() on a compact heap, but it walks every
+ * free chunk: 10 ms at 130 k free chunks). Under jemalloc, whose refresh costs 60-140 us, the
+ * allocator figures are refreshed at most every 10 ms and may be that old (see statsAgeMs).
  * `detail: true` costs about twice as much again. In a service, prefer snapshotAsync.
  * @throws TypeError for bad options; an Error with `code` ERR_FRAGSTAT_* if the allocator fails.
  */
 export function snapshot(options?: SnapshotOptions): Snapshot {
-  const { detail } = readOptions('snapshot', options);
+  // The common call has no options: skip building the validation's strings and arrays.
+  const detail = options === undefined ? false : readOptions('snapshot', options).detail;
   const nativeDetail = binding.snapshot(detail);
   const t = Date.now();
   if (!(detail && name === 'glibc')) return build(syncValues, nativeDetail, t);

@@ -101,6 +101,13 @@ export interface Snapshot {
    */
   durationMs: number;
   /**
+   * How old the allocator figures are, in milliseconds: 0 where the allocator is read at every
+   * call (glibc, tcmalloc, mimalloc). jemalloc's statistics are refreshed at most once every
+   * 10 ms (a refresh costs 11-13 times process.memoryUsage()), so under jemalloc this is 0 to 10.
+   * rssBytes is always read at the call. Null when there are no allocator figures.
+   */
+  statsAgeMs: number | null;
+  /**
    * True when the figures come from glibc's legacy `mallinfo` (glibc older than 2.33), whose
    * fields are 32-bit and wrap above 4 GiB: large values may be wrong.
    */

@@ -44,6 +44,14 @@ function checkAccounting(r: Run) {
   } else expect(r.freed.ratios.rss).toBeNull();
 }
 
+// allocatedBytes under jemalloc: stats.allocated without the bytes parked in thread caches.
+function expectJemallocLive(s: Snapshot) {
+  expect(s.allocatedBytes).toBe(s.raw['stats.allocated']! - s.raw['stats.arenas.all.tcache_bytes']!);
+  for (const field of ['stats.resident', 'stats.metadata', 'stats.active', 'stats.mapped']) {
+    expect(s.raw[field]!).toBeGreaterThan(0);
+  }
+}
+
 function checkTrim(r: Run) {
   expect(r.trim.supported).toBe(true);
   expect(r.trim.releasedBytes).toBe(r.trim.rssBeforeBytes! - r.trim.rssAfterBytes!);
@@ -63,6 +71,8 @@ describe('glibc', () => {
       const r = runFixture<Run>('bytes.cjs', { env: { ASYNC: mode === 'async' ? '1' : '0' } });
       expect(r.allocator.name).toBe('glibc');
       checkAccounting(r);
+      // glibc is read at every call.
+      for (const s of [r.before, r.allocated, r.freed, r.trimmed]) expect(s.statsAgeMs).toBe(0);
       // Half the Buffers freed one in two: the largest free chunk is about one Buffer, so the
       // free memory is scattered (external ratio near 1).
       expect(r.freed.largestFreeBytes!).toBeGreaterThanOrEqual(r.size);
@@ -96,11 +106,53 @@ describe.runIf(havePreload('jemalloc'))('jemalloc (LD_PRELOAD)', () => {
     expect(r.freed.ratios.external).toBeNull();
     expect(r.freed.detail).toBeNull();
     expect(r.freed.arenas!).toBeGreaterThanOrEqual(1);
-    expect(r.freed.raw['stats.allocated']).toBe(r.freed.allocatedBytes);
+    for (const s of [r.before, r.allocated, r.freed, r.trimmed]) expectJemallocLive(s);
     checkTrim(r);
     expect(r.trim.returnValue).toBeNull();
     // Purged pages leave jemalloc's footprint, unlike glibc's free chunks.
     expect(r.trimmed.freeBytes!).toBeLessThan(r.freed.freeBytes! - 0.75 * freedBytes(r));
+    // A trim makes the next snapshot refresh jemalloc's statistics.
+    expect(r.trimmed.statsAgeMs).toBe(0);
+  });
+
+  it('does not count freed small objects parked in thread caches as allocated', () => {
+    // 64 MiB of 1 KiB Buffers, every one freed: jemalloc's thread caches keep some of those
+    // blocks for reuse, and stats.allocated still counts them.
+    const r = runFixture<Run>('bytes.cjs', {
+      preload: 'jemalloc',
+      env: { SIZE: '1024', COUNT: '65536', FREE: 'all' },
+    });
+    expect(r.kept).toBe(0);
+    for (const s of [r.before, r.allocated, r.freed, r.trimmed]) expectJemallocLive(s);
+    // Each Buffer also holds a few small runtime objects: measured 1.14x the bytes.
+    expectNear(r.allocated.allocatedBytes! - r.before.allocatedBytes!, total(r), 0.97, 1.25);
+    // Everything was freed, so the live figure comes back to where it started...
+    expect(Math.abs(r.freed.allocatedBytes! - r.before.allocatedBytes!)).toBeLessThan(256 * 1024);
+    // ...while the thread caches hold freed blocks that stats.allocated counts (1.3-2.6 MB measured).
+    expect(r.freed.raw['stats.arenas.all.tcache_bytes']!).toBeGreaterThan(256 * 1024);
+  });
+
+  it('serves figures at most 10 ms old, and they follow the bytes', () => {
+    const r = evalJson<{ a: Snapshot; b: Snapshot; c: Snapshot; n: number }>(
+      `const a = fragstat.snapshot();
+      const keep = Buffer.alloc(${64 * MiB}, 1);
+      const b = fragstat.snapshot();
+      setTimeout(() => {
+        const c = fragstat.snapshot();
+        console.log(JSON.stringify({ a, b, c, n: keep.length }));
+      }, 20);`,
+      { preload: 'jemalloc' },
+    );
+    for (const s of [r.a, r.b, r.c]) {
+      expect(s.statsAgeMs!).toBeGreaterThanOrEqual(0);
+      expect(s.statsAgeMs!).toBeLessThanOrEqual(10);
+    }
+    // b either reused a's refresh (and says so by its age) or refreshed after the 64 MiB.
+    if (r.b.statsAgeMs! > 0) expect(r.b.allocatedBytes).toBe(r.a.allocatedBytes);
+    else expect(r.b.allocatedBytes! - r.a.allocatedBytes!).toBeGreaterThanOrEqual(0.97 * 64 * MiB);
+    // 20 ms later the figures are at most 10 ms old: the 64 MiB are in them.
+    expect(r.c.allocatedBytes! - r.a.allocatedBytes!).toBeGreaterThanOrEqual(0.97 * 64 * MiB);
+    expect(r.c.rssBytes! - r.a.rssBytes!).toBeGreaterThanOrEqual(60 * MiB);
   });
 });
 
@@ -109,6 +161,7 @@ describe.runIf(havePreload('tcmalloc'))('tcmalloc (LD_PRELOAD)', () => {
     const r = runFixture<Run>('bytes.cjs', { preload: 'tcmalloc' });
     expect(r.allocator.name).toBe('tcmalloc');
     checkAccounting(r);
+    for (const s of [r.before, r.allocated, r.freed, r.trimmed]) expect(s.statsAgeMs).toBe(0);
     expect(r.freed.largestFreeBytes).toBeNull();
     expect(r.freed.arenas).toBeNull();
     expect(r.freed.raw['generic.current_allocated_bytes']).toBe(r.freed.allocatedBytes);
@@ -134,6 +187,7 @@ describe.runIf(havePreload('mimalloc'))('mimalloc (LD_PRELOAD)', () => {
       });
       expect(r.allocator.name).toBe('mimalloc');
       expect(r.kept).toBe(0);
+      for (const s of [r.before, r.allocated, r.freed, r.trimmed]) expect(s.statsAgeMs).toBe(0);
       // Committed memory includes mimalloc's page and segment overhead: measured 1.17x.
       expectNear(r.allocated.heapBytes! - r.before.heapBytes!, total(r), 0.97, 1.3);
       expect(r.allocated.allocatedBytes).toBeNull();
@@ -160,6 +214,7 @@ describe('nothing known (every allocator symbol hidden)', () => {
       expect(s.allocatedBytes).toBeNull();
       expect(s.freeBytes).toBeNull();
       expect(s.heapBytes).toBeNull();
+      expect(s.statsAgeMs).toBeNull();
     }
     expect(r.trim).toMatchObject({ supported: false, releasedBytes: null, durationMs: null });
   });

@@ -110,7 +110,14 @@ describe('nothing known (every allocator symbol hidden, as on musl)', () => {
     });
     expect(r.info.limitations).toMatch(/no supported allocator/);
     expect(r.snap.rssBytes!).toBeGreaterThan(10 * 1024 * 1024);
-    for (const key of ['allocatedBytes', 'freeBytes', 'heapBytes', 'largestFreeBytes', 'arenas'] as const) {
+    for (const key of [
+      'allocatedBytes',
+      'freeBytes',
+      'heapBytes',
+      'largestFreeBytes',
+      'arenas',
+      'statsAgeMs',
+    ] as const) {
       expect(r.snap[key]).toBeNull();
       expect(r.detail[key]).toBeNull();
     }

@@ -20,6 +20,7 @@ function snap(over: Partial<Snapshot> & { ratios?: Partial<Snapshot['ratios']> }
     arenas: null,
     ratios: { fragmentation: 5 / 55, external: null, rss: 2, residentFragmentation: null },
     durationMs: 0.01,
+    statsAgeMs: 0,
     mayHaveWrapped: false,
     raw: {},
     detail: null,
