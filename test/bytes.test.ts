@@ -192,7 +192,12 @@ describe.runIf(havePreload('mimalloc'))('mimalloc (LD_PRELOAD)', () => {
       expectNear(r.allocated.heapBytes! - r.before.heapBytes!, total(r), 0.97, 1.3);
       expect(r.allocated.allocatedBytes).toBeNull();
       expect(r.allocated.freeBytes).toBeNull();
-      expect(r.allocated.ratios).toEqual({ fragmentation: null, external: null, rss: null });
+      expect(r.allocated.ratios).toEqual({
+        fragmentation: null,
+        external: null,
+        rss: null,
+        residentFragmentation: null,
+      });
       expect(r.allocated.raw.current_commit).toBe(r.allocated.heapBytes);
       expect(r.trim.supported).toBe(true);
       expect(r.trim.releasedBytes).toBe(r.trim.rssBeforeBytes! - r.trim.rssAfterBytes!);

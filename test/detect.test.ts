@@ -121,7 +121,12 @@ describe('nothing known (every allocator symbol hidden, as on musl)', () => {
       expect(r.snap[key]).toBeNull();
       expect(r.detail[key]).toBeNull();
     }
-    expect(r.snap.ratios).toEqual({ fragmentation: null, external: null, rss: null });
+    expect(r.snap.ratios).toEqual({
+      fragmentation: null,
+      external: null,
+      rss: null,
+      residentFragmentation: null,
+    });
     expect(r.snap.raw).toEqual({});
     expect(typeof r.trim.timestamp).toBe('number');
     expect({ ...r.trim, timestamp: 0 }).toEqual({
@@ -179,7 +184,7 @@ const mallocDebug = [
 
 describe.runIf(mallocDebug !== undefined)('glibc under libc_malloc_debug.so', () => {
   const moved = `const before = fragstat.snapshot().allocatedBytes;
-    const keep = Array.from({ length: 100 }, () => Buffer.alloc(65536, 1));
+    const keep = Array.from({ length: 400 }, () => Buffer.alloc(65536, 1));
     const after = fragstat.snapshot().allocatedBytes;
     process.stdout.write(JSON.stringify({ info: fragstat.allocator(), moved: after - before, n: keep.length,
       detail: fragstat.snapshot({ detail: true }), trim: fragstat.trimSync() }));`;
@@ -193,9 +198,10 @@ describe.runIf(mallocDebug !== undefined)('glibc under libc_malloc_debug.so', ()
         env: { ...env, LD_PRELOAD: mallocDebug! },
       });
       expect(r.info).toMatchObject({ name: 'glibc', hasStats: true, canTrim: true });
-      // 100 Buffers of 64 KiB: 6.25 MiB more live bytes, give or take what else ran.
-      expect(r.moved).toBeGreaterThanOrEqual(100 * 65536);
-      expect(r.moved).toBeLessThan(100 * 65536 + 1024 * 1024);
+      // 400 Buffers of 64 KiB: 25 MiB more live bytes, give or take what else ran meanwhile (V8
+      // may free what loading the modules allocated: a few hundred KiB were seen).
+      expect(r.moved).toBeGreaterThanOrEqual(0.97 * 400 * 65536);
+      expect(r.moved).toBeLessThan(400 * 65536 + 1024 * 1024);
       expect(r.detail.detail!.arenas.length).toBeGreaterThanOrEqual(1);
       expect(r.trim.supported).toBe(true);
     });
