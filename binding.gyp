@@ -10,7 +10,8 @@
         "native/mimalloc.cc",
         "native/rss.cc",
         "native/symbols.cc",
-        "native/tcmalloc.cc"
+        "native/tcmalloc.cc",
+        "native/tunables.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

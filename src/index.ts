@@ -36,3 +36,13 @@ export {
   type PromRegistry,
 } from './prometheus';
 export { registerOpenTelemetry, type OpenTelemetryOptions, type OtelMeter } from './opentelemetry';
+export {
+  tunables,
+  tune,
+  type Tunables,
+  type Tunable,
+  type TunableSource,
+  type TuneOptions,
+  type TuneChange,
+  type TuneResult,
+} from './tunables';
