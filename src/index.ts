@@ -46,3 +46,4 @@ export {
   type TuneChange,
   type TuneResult,
 } from './tunables';
+export { cgroupMemory, type CgroupMemory, type CgroupMemoryOptions, type PressureFigures } from './cgroup';
