@@ -47,3 +47,4 @@ export {
   type TuneResult,
 } from './tunables';
 export { cgroupMemory, type CgroupMemory, type CgroupMemoryOptions, type PressureFigures } from './cgroup';
+export { trimOnSignal, type TrimOnSignalOptions } from './signal';
