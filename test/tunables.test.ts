@@ -3,7 +3,7 @@
 import * as os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { tune, type TuneResult, type Tunables } from '../src';
-import { evalJson, havePreload, MiB, runFixture } from './helpers';
+import { evalJson, havePreload, MiB, root, runFixture } from './helpers';
 
 const read = 'process.stdout.write(JSON.stringify(fragstat.tunables()));';
 
@@ -76,6 +76,20 @@ describe('glibc', () => {
     ]);
     expect(r.again.settings['glibc.malloc.arena_max']).toMatchObject({ from: 'mallopt(M_ARENA_MAX)' });
     expect(r.again.settings['glibc.malloc.arena_max'].note).toMatch(/new ones/);
+  });
+
+  it('a mallopt made in a worker thread shows in the main thread: the setting is process-wide', () => {
+    const r = evalJson<{ inWorker: number; main: Tunables['settings'][string] }>(`
+      const { Worker } = require('node:worker_threads');
+      const w = new Worker(\`const { parentPort } = require('node:worker_threads');
+        const f = require(\${JSON.stringify(${JSON.stringify(root)})});
+        parentPort.postMessage(f.tune({ topPadBytes: 65536 }).changes[0].after.value);\`, { eval: true });
+      w.on('message', (inWorker) => {
+        process.stdout.write(JSON.stringify({ inWorker, main: fragstat.tunables().settings['glibc.malloc.top_pad'] }));
+        w.terminate();
+      });`);
+    expect(r.inWorker).toBe(65536);
+    expect(r.main).toMatchObject({ value: 65536, source: 'mallopt' });
   });
 
   it('a low trim threshold lets free() return the top of the heap without a trim', () => {
