@@ -17,7 +17,7 @@ export interface Tunable {
   /** The value in effect, or null when it cannot be known (see `note`). Sizes are bytes, delays ms. */
   value: number | boolean | string | null;
   source: TunableSource;
-  /** What set it: the variable (`GLIBC_TUNABLES`, `MALLOC_ARENA_MAX`), `mallopt(M_TRIM_THRESHOLD)`, the mallctl or option name, or `glibc 2.36 default`. */
+  /** What set it: the variable (`GLIBC_TUNABLES`, `MALLOC_ARENA_MAX`), `mallopt(M_TRIM_THRESHOLD)`, the mallctl or option name, or `glibc default` (the defaults of glibc 2.36's source, unchanged since 2.26). */
   from: string;
   /** The allocator's documented default, when there is one. */
   defaultValue: number | boolean | null;
@@ -208,7 +208,7 @@ function glibcSettings(
           ? "a mallopt call turned glibc's dynamic thresholds off; this one stays where it had moved to, which cannot be read"
           : t.defaultNote;
       }
-      entry = { value, source: 'default', from: 'glibc 2.36 default', defaultValue, note };
+      entry = { value, source: 'default', from: 'glibc default', defaultValue, note };
     }
     if (name === 'glibc.malloc.arena_max' && entry.source === 'mallopt') {
       entry.note = 'arenas created before this call stay: the cap only stops new ones';
