@@ -143,6 +143,21 @@ describe('tune() validation', () => {
   });
 });
 
+describe('without allocator symbols (a libc like musl)', () => {
+  it('still reports the environment, reads no setting, and refuses to tune', () => {
+    const r = evalJson<{ t: Tunables; code: string }>(
+      `let code = null;
+       try { fragstat.tune({ arenaMax: 2 }); } catch (e) { code = e.code; }
+       process.stdout.write(JSON.stringify({ t: fragstat.tunables(), code }));`,
+      { env: { FRAGSTAT_HIDE_SYMBOLS: '*', MALLOC_ARENA_MAX: '2' } },
+    );
+    expect(r.t.allocator).toBe('unknown');
+    expect(r.t.environment.MALLOC_ARENA_MAX).toBe('2');
+    expect(r.t.settings).toEqual({});
+    expect(r.code).toBe('ERR_FRAGSTAT_TUNE_UNSUPPORTED');
+  });
+});
+
 describe.runIf(havePreload('jemalloc'))('jemalloc (LD_PRELOAD)', () => {
   it('reads opt.* and the live controls, and says what MALLOC_CONF set', () => {
     const t = evalJson<Tunables>(read, {
@@ -210,6 +225,23 @@ describe.runIf(havePreload('tcmalloc'))('tcmalloc (LD_PRELOAD)', () => {
     expect(r.start.settings['tcmalloc.release_rate']).toMatchObject({ value: 7, source: 'allocator' });
     expect(r.changes[0]).toMatchObject({ before: { value: 7 }, after: { value: 3 } });
     expect(typeof r.start.settings['tcmalloc.max_total_thread_cache_bytes'].value).toBe('number');
+  });
+});
+
+describe.runIf(havePreload('tcmalloc'))('tcmalloc without its release-rate symbols', () => {
+  it('leaves the rate out and rejects setting it with a coded error from the addon', () => {
+    const flag =
+      '_ZN62FLAG__namespace_do_not_use_directly_use_DECLARE_double_instead27FLAGS_tcmalloc_release_rateE';
+    const r = evalJson<{ t: Tunables; code: string; message: string }>(
+      `let code = null, message = null;
+       try { fragstat.tune({ releaseRate: 3 }); } catch (e) { code = e.code; message = e.message; }
+       process.stdout.write(JSON.stringify({ t: fragstat.tunables(), code, message }));`,
+      { preload: 'tcmalloc', env: { FRAGSTAT_HIDE_SYMBOLS: flag } },
+    );
+    expect(r.t.allocator).toBe('tcmalloc');
+    expect(r.t.settings['tcmalloc.release_rate']).toBeUndefined();
+    expect(r.code).toBe('ERR_FRAGSTAT_TUNE_UNSUPPORTED');
+    expect(r.message).toBe('tcmalloc.release_rate cannot be set under tcmalloc in this process');
   });
 });
 
