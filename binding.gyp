@@ -12,6 +12,7 @@
         "native/rss.cc",
         "native/symbols.cc",
         "native/tcmalloc.cc",
+        "native/tunables.cc",
         "native/unknown.cc"
       ],
       "dependencies": [

@@ -8,6 +8,7 @@
 #include "backend.h"
 #include "clock.h"
 #include "rss.h"
+#include "tunables.h"
 
 namespace fragstat {
 
@@ -116,6 +117,20 @@ Napi::Value DetailToJs(Napi::Env env, const Detail& d) {
   obj.Set("arenas", arenas);
   obj.Set("mmapChunks", std::isnan(d.mmap_chunks) ? env.Null() : Napi::Number::New(env, d.mmap_chunks));
   obj.Set("mmapBytes", std::isnan(d.mmap_bytes) ? env.Null() : Napi::Number::New(env, d.mmap_bytes));
+  return obj;
+}
+
+Napi::Value SettingsToJs(Napi::Env env, const std::vector<Setting>& settings) {
+  Napi::Object obj = Napi::Object::New(env);
+  for (const Setting& s : settings) {
+    if (s.kind == Setting::kBool) {
+      obj.Set(s.name, s.flag);
+    } else if (s.kind == Setting::kText) {
+      obj.Set(s.name, s.text);
+    } else {
+      obj.Set(s.name, std::isnan(s.number) ? env.Null() : Napi::Number::New(env, s.number));
+    }
+  }
   return obj;
 }
 
@@ -237,6 +252,10 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("rssBytesReopen", &FragstatAddon::RssReopen),
                              InstanceMethod("metadataBytes", &FragstatAddon::MetadataBytes),
                              InstanceMethod("rawReadNs", &FragstatAddon::RawReadNs),
+                             InstanceMethod("allocatorSettings", &FragstatAddon::AllocatorSettings),
+                             InstanceMethod("malloptCalls", &FragstatAddon::MalloptCalls),
+                             InstanceMethod("mallopt", &FragstatAddon::Mallopt),
+                             InstanceMethod("writeSetting", &FragstatAddon::WriteSetting),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
                          });
@@ -339,6 +358,32 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
       TakeReading(r, false);
     }
     return Napi::Number::New(info.Env(), (NowMs() - start) * 1e6 / static_cast<double>(n));
+  }
+
+  // Allocator settings (tunables.h); names and values are validated in TypeScript.
+  Napi::Value AllocatorSettings(const Napi::CallbackInfo& info) {
+    return SettingsToJs(info.Env(), ReadAllocatorSettings(CurrentBackend().Name()));
+  }
+  Napi::Value MalloptCalls(const Napi::CallbackInfo& info) {
+    return SettingsToJs(info.Env(), fragstat::MalloptCalls());
+  }
+  Napi::Value Mallopt(const Napi::CallbackInfo& info) {
+    const Status s = fragstat::Mallopt(info[0].ToString(), info[1].ToNumber().Int64Value());
+    if (!s.ok()) throw CodedError(info.Env(), s);
+    return info.Env().Undefined();
+  }
+  Napi::Value WriteSetting(const Napi::CallbackInfo& info) {
+    Setting v;
+    v.name = info[0].ToString();
+    if (info[1].IsBoolean()) {
+      v.kind = Setting::kBool;
+      v.flag = info[1].As<Napi::Boolean>().Value();
+    } else {
+      v.number = info[1].ToNumber().DoubleValue();
+    }
+    const Status s = WriteAllocatorSetting(CurrentBackend().Name(), v);
+    if (!s.ok()) throw CodedError(info.Env(), s);
+    return info.Env().Undefined();
   }
 
   Napi::Reference<Napi::Float64Array> values_ref_;

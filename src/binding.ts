@@ -69,6 +69,14 @@ export interface NativeBinding {
   metadataBytes(): number;
   /** Benchmark only: mean ns of the raw allocator + RSS reading, looped in C++. */
   rawReadNs(iterations: number): number;
+  /** Settings the running allocator lets a process read, under its own names. */
+  allocatorSettings(): Record<string, number | boolean | string | null>;
+  /** glibc: fragstat's own mallopt calls in this process, last value per parameter. */
+  malloptCalls(): Record<string, number>;
+  /** glibc mallopt by parameter name; throws a coded Error when glibc refuses. */
+  mallopt(param: string, value: number): void;
+  /** Writes one allocator setting (names in native/tunables.cc); throws a coded Error. */
+  writeSetting(name: string, value: number | boolean): void;
   readonly SNAPSHOT_SLOTS: number;
   readonly TRIM_SLOTS: number;
 }
@@ -119,6 +127,18 @@ function fallback(reason: string): NativeBinding {
     rssBytesReopen: rss,
     metadataBytes: () => NaN,
     rawReadNs: () => NaN,
+    allocatorSettings: () => ({}),
+    malloptCalls: () => ({}),
+    mallopt: () => {
+      throw Object.assign(new Error(`mallopt is unavailable: ${reason}`), {
+        code: 'ERR_FRAGSTAT_TUNE_UNSUPPORTED',
+      });
+    },
+    writeSetting: () => {
+      throw Object.assign(new Error(`allocator settings are unavailable: ${reason}`), {
+        code: 'ERR_FRAGSTAT_TUNE_UNSUPPORTED',
+      });
+    },
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 6,
   };

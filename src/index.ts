@@ -54,3 +54,15 @@ export {
   type PromRegistry,
 } from './prometheus';
 export { registerOpenTelemetry, type OpenTelemetryOptions, type OtelMeter } from './opentelemetry';
+export {
+  tunables,
+  tune,
+  type Tunables,
+  type Tunable,
+  type TunableSource,
+  type TuneOptions,
+  type TuneChange,
+  type TuneResult,
+} from './tunables';
+export { cgroupMemory, type CgroupMemory, type CgroupMemoryOptions, type PressureFigures } from './cgroup';
+export { trimOnSignal, type TrimOnSignalOptions } from './signal';
