@@ -317,7 +317,7 @@ dl.meta dt{color:#666}dl.meta dd{margin:0;overflow-wrap:anywhere}
 code,pre{font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f3f3f3;padding:6px 8px;border-radius:4px;margin:6px 0}
 table{border-collapse:collapse;margin:6px 0}th,td{padding:3px 12px 3px 0;text-align:left;vertical-align:top}
-th{color:#555;font-weight:600;border-bottom:1px solid #ddd}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{color:#555;font-weight:600;border-bottom:1px solid #ddd}td:first-child{white-space:nowrap}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .verdict{border-left:6px solid #888}.verdict h3{margin:2px 0 6px;font-size:17px}
 .k-js-heap-growth,.k-native-growth{border-left-color:#d62728}.k-fragmentation{border-left-color:#ff7f0e}
 .k-stable{border-left-color:#2ca02c}.k-insufficient-evidence,.k-unavailable{border-left-color:#999}
@@ -453,16 +453,19 @@ export function renderReport(input: ReportInput): string {
           : []),
         { label: 'rest of RSS', color: partStyle.other.color, times, values: bands.rest },
       ];
-      breakdownNote =
-        'No breakdown was recorded: the bands come from the samples, ' +
-        [has(v8) ? 'V8 heap' : '', has(allocated) ? 'malloc live' : '', has(free) ? 'malloc free' : '']
-          .filter(Boolean)
-          .join(', ') +
-        ' stacked in that order and cut at RSS; "rest of RSS" is everything else (code, stacks, allocator ' +
-        'metadata, other mappings)' +
-        (has(free) && !has(residentFree)
-          ? '. This allocator\u2019s free figure may count pages already returned to the OS.'
-          : '.');
+      const known = [
+        has(v8) ? 'V8 heap' : '',
+        has(allocated) ? 'malloc live' : '',
+        has(free) || has(residentFree) ? 'malloc free' : '',
+      ].filter(Boolean);
+      breakdownNote = known.length
+        ? `No breakdown was recorded: the bands come from the samples (${known.join(', ')}), stacked in ` +
+          'that order and cut at RSS; "rest of RSS" is everything else (code, stacks, allocator metadata, ' +
+          'other mappings)' +
+          (has(free) && !has(residentFree)
+            ? '. This allocator\u2019s free figure may count pages already returned to the OS.'
+            : '.')
+        : 'No breakdown was recorded, and the samples carry no allocator figures to split RSS with.';
     }
     charts.push(
       chart({

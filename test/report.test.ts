@@ -79,6 +79,66 @@ describe('renderReport', () => {
     expect(yOfOthers.length).toBe(points.length - 1);
   });
 
+  it('stacks the breakdown parts, marks estimates, and shows the verdict with its evidence', () => {
+    const samples = synthetic(60);
+    const breakdowns = samples
+      .filter((_, i) => i % 10 === 0)
+      .map((s) => {
+        const parts = {
+          v8Heap: 10 * MiB,
+          mallocLive: s.allocatedBytes!,
+          mallocFreeResident: s.freeBytes!,
+          allocatorOverhead: MiB,
+          code: 40 * MiB,
+          stacks: MiB,
+          other: 0,
+        };
+        parts.other = s.rssBytes! - Object.values(parts).reduce((a, b) => a + b, 0);
+        return { timestamp: s.timestamp, rssBytes: s.rssBytes!, parts, partial: ['allocatorOverhead'] };
+      });
+    const evidence = {
+      rssBytesPerHour: 7 * MiB,
+      liveBytesPerHour: 0,
+      r2: 0.91,
+      samples: 60,
+      windowMs: 59_000,
+    };
+    const html = renderReport({
+      samples,
+      breakdowns,
+      verdict: { kind: 'fragmentation', title: 't', advice: 'a', evidence },
+      generatedAt: Date.now(),
+    });
+    const bands = [...html.matchAll(/<path class="area" data-series="([^"]+)"[^>]* d="([^"]+)"/g)];
+    expect(bands.map((b) => b[1])).toEqual([
+      'V8 heap',
+      'malloc live',
+      'malloc free (resident)',
+      'allocator overhead (estimate)',
+      'code and mapped files',
+      'thread stacks',
+      'other (unattributed)',
+    ]);
+    // Each band's height on the chart is its share of the axis: the 40 MiB of code is four times
+    // the 10 MiB of V8 heap.
+    const height = (d: string) => {
+      const ys = d.match(/[\d.]+,([\d.]+)/g)!.map((p) => Number(p.split(',')[1]));
+      const first = ys[0];
+      const last = ys[ys.length - 1]; // the lower edge comes back to the first column
+      return last - first;
+    };
+    expect(height(bands[4][2]) / height(bands[0][2])).toBeCloseTo(4, 1);
+    const last = breakdowns[breakdowns.length - 1];
+    for (const [part, bytes] of Object.entries(last.parts)) {
+      expect(html).toContain(`data-part="${part}" data-bytes="${bytes}"`);
+    }
+    expect(html).toContain('data-kind="fragmentation"');
+    for (const [key, value] of Object.entries(evidence)) {
+      expect(html).toContain(`data-key="${key}" data-value="${value}"`);
+    }
+    expect(html).toContain('7.0 MiB/h');
+  });
+
   it('escapes every string it is given', () => {
     const evil = '<script>x()</script>"\'&';
     const html = renderReport({
