@@ -47,6 +47,10 @@ if (isMainThread && fdText && launcher) {
     const m = fragstat.monitor({ intervalMs: interval, detail, historySize: 2 });
     m.on('sample', (s) => write({ pid: process.pid, ...s }));
     m.on('error', () => {});
+    if (process.env.FRAGSTAT_RUN_REPORT === '1') {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('./hook-report') as typeof import('./hook-report')).reportExtras(fragstat, m, write);
+    }
     process.on('exit', () => {
       m.stop();
       try {

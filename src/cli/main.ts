@@ -19,6 +19,7 @@ import { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { findLibrary, libraries, type Preloadable } from '../libraries';
 import { renderSvg, type Series } from './plot';
+import { ReportError, reportCommand, reportUsage, runReport } from './report';
 
 export const usage = `Usage:
   fragstat run [options] -- <command> [args...]
@@ -28,9 +29,11 @@ export const usage = `Usage:
       --out <file>         write every sample as one JSON line (NDJSON)
       --detail             detail samples (glibc arenas, largest free chunk)
       --quiet              no live summary
+      --report <file>      write an HTML report when the command ends (and on SIGUSR2 to fragstat)
   fragstat plot <samples.ndjson>... -o <chart.svg> [--metric rss|allocated|free|heap]
       Draws RSS, allocated and free memory over time; with several files, one line per file
       (RSS unless --metric says otherwise).
+${reportUsage}
   fragstat --help`;
 
 export class UsageError extends Error {}
@@ -99,6 +102,7 @@ interface RunOptions {
   out: string | null;
   detail: boolean;
   quiet: boolean;
+  report: string | null;
   command: string[];
 }
 
@@ -109,6 +113,7 @@ export function parseRun(args: string[]): RunOptions {
     out: null,
     detail: false,
     quiet: false,
+    report: null,
     command: [],
   };
   for (let i = 0; i < args.length; i++) {
@@ -133,6 +138,7 @@ export function parseRun(args: string[]): RunOptions {
     else if (a === '--out') o.out = value();
     else if (a === '--detail') o.detail = true;
     else if (a === '--quiet') o.quiet = true;
+    else if (a === '--report') o.report = value();
     else throw new UsageError(`unknown option ${JSON.stringify(a)} for run`);
   }
   if (o.command.length === 0)
@@ -171,6 +177,7 @@ async function run(o: RunOptions): Promise<number> {
   env.FRAGSTAT_RUN_FD = '3';
   env.FRAGSTAT_RUN_INTERVAL_MS = String(o.intervalMs);
   env.FRAGSTAT_RUN_DETAIL = o.detail ? '1' : '0';
+  const report = o.report ? runReport(o.report, o.command, env) : null;
 
   // Open the output before starting anything, so a bad path fails here and not mid-run.
   let out: WriteStream | null = null;
@@ -206,6 +213,7 @@ async function run(o: RunOptions): Promise<number> {
   lines.on('line', (line) => {
     if (!line.trim()) return;
     out?.write(`${line}\n`);
+    report?.line(line);
     let s: Record<string, unknown>;
     try {
       s = JSON.parse(line) as Record<string, unknown>;
@@ -217,6 +225,8 @@ async function run(o: RunOptions): Promise<number> {
       process.stderr.write(`[fragstat] sampling failed in the application: ${String(s.error)}\n`);
       return;
     }
+    // The report's extra lines (env, breakdown, findings, trim) are not samples.
+    if (typeof s.timestamp !== 'number') return;
     samples++;
     if (!o.quiet) process.stderr.write(tty ? `\r\x1b[K${summaryLine(s)}` : `${summaryLine(s)}\n`);
   });
@@ -234,6 +244,7 @@ async function run(o: RunOptions): Promise<number> {
   if (tty && !o.quiet && samples) process.stderr.write('\n');
   const stream = out as WriteStream | null;
   if (stream) await new Promise((r) => stream.end(r));
+  report?.finish(code, signal);
   if (samples === 0) {
     process.stderr.write('[fragstat] no samples: was the command a node process that ran long enough?\n');
   }
@@ -326,6 +337,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'run') return await run(parseRun(rest));
     if (command === 'plot') return plot(rest);
+    if (command === 'report') return reportCommand(rest);
     if (command === '--help' || command === '-h' || command === 'help') {
       process.stdout.write(`${usage}\n`);
       return 0;
@@ -336,7 +348,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`fragstat: ${err.message}\n\n${usage}\n`);
       return 2;
     }
-    if (err instanceof CliError) {
+    if (err instanceof CliError || err instanceof ReportError) {
       process.stderr.write(`fragstat: ${err.message}\n`);
       return 1;
     }

@@ -1,0 +1,258 @@
+// `fragstat run --report FILE` and `fragstat report`: gather the lines the hook writes, add the
+// verdict and the doctor's findings, and write the HTML report (src/report.ts draws it).
+import { accessSync, constants, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import {
+  renderReport,
+  type ReportBreakdown,
+  type ReportFinding,
+  type ReportInput,
+  type ReportSample,
+  type ReportTrim,
+  type ReportVerdict,
+} from '../report';
+
+/** A failure of the report's file or input, printed without the usage text. */
+export class ReportError extends Error {}
+
+export const reportUsage = `  fragstat report <samples.ndjson> -o <report.html> [--json]
+      Renders the HTML report from a recording (fragstat run --out, or a monitor's samples written
+      as JSON lines); --json prints the verdict, the last breakdown and the findings as JSON.`;
+
+type Fragstat = typeof import('../index');
+type Row = Record<string, unknown>;
+
+/** The report's material, line by line as the hook writes it. */
+export class ReportCollector {
+  samples: ReportSample[] = [];
+  last: Row | null = null;
+  breakdowns: ReportBreakdown[] = [];
+  trims: ReportTrim[] = [];
+  findings: ReportFinding[] | null = null;
+  environment: Record<string, string> | null = null;
+  argv: string[] | null = null;
+  pid: number | null = null;
+  ended = false;
+
+  /** Takes one NDJSON line; anything that is not JSON is skipped. */
+  line(text: string): void {
+    if (!text.trim()) return;
+    let row: unknown;
+    try {
+      row = JSON.parse(text);
+    } catch {
+      return; // a torn line at exit
+    }
+    if (row && typeof row === 'object' && !Array.isArray(row)) this.add(row as Row);
+  }
+
+  add(row: Row): void {
+    if (this.pid === null && typeof row.pid === 'number') this.pid = row.pid;
+    if (row.env && typeof row.env === 'object') {
+      this.environment = Object.fromEntries(Object.entries(row.env as Row).map(([k, v]) => [k, String(v)]));
+      if (Array.isArray(row.argv)) this.argv = row.argv.map(String);
+    } else if (row.breakdown && typeof row.breakdown === 'object') {
+      this.breakdowns.push(row.breakdown as ReportBreakdown);
+    } else if (row.trim && typeof row.trim === 'object') {
+      this.trims.push(row.trim as ReportTrim);
+    } else if (Array.isArray(row.findings)) {
+      this.findings = row.findings as ReportFinding[];
+    } else if (typeof row.timestamp === 'number' && 'rssBytes' in row) {
+      this.last = row;
+      if (row.final === true) this.ended = true;
+      // Keep the figures, not the allocator's raw fields or per-arena detail: a long run stays small.
+      const s: Row = {};
+      for (const [k, v] of Object.entries(row)) {
+        if (typeof v === 'number' || v === null || k === 'allocator' || k === 'ratios') s[k] = v;
+      }
+      this.samples.push(s as unknown as ReportSample);
+    }
+  }
+}
+
+function loadFragstat(): Fragstat | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('../index') as Fragstat;
+  } catch {
+    return null;
+  }
+}
+
+/** The verdict over the samples, or why there is none. */
+export function verdictOf(c: ReportCollector): ReportVerdict | { unavailable: string } {
+  const fragstat = loadFragstat();
+  const verdict = (fragstat as { verdict?: (points: unknown[]) => ReportVerdict } | null)?.verdict;
+  if (typeof verdict !== 'function') return { unavailable: 'This version of fragstat has no verdict().' };
+  try {
+    return verdict(c.samples);
+  } catch (err) {
+    return { unavailable: `verdict() failed: ${(err as Error).message}` };
+  }
+}
+
+/** The application's own findings, or the doctor's reading of the last sample. */
+function findingsOf(c: ReportCollector): { findings: ReportFinding[] | null; note: string | null } {
+  if (c.findings) return { findings: c.findings, note: 'The doctor ran inside the application.' };
+  if (!c.last) return { findings: null, note: null };
+  const fragstat = loadFragstat();
+  if (!fragstat) return { findings: null, note: 'fragstat could not be loaded to run the doctor.' };
+  const v8 =
+    typeof c.last.v8HeapBytes === 'number'
+      ? c.last.v8HeapBytes
+      : c.breakdowns.length
+        ? c.breakdowns[c.breakdowns.length - 1].parts.v8Heap
+        : null;
+  try {
+    // Outside the application, this process's V8 heap says nothing about it: without the
+    // application's figure, the rule that needs it is left out.
+    let findings = fragstat.doctor(c.last as never, { v8HeapBytes: v8 ?? 0 }) as ReportFinding[];
+    if (v8 === null) findings = findings.filter((f) => f.id !== 'rss-above-allocated');
+    return {
+      findings,
+      note:
+        'The doctor read the last sample of the recording' +
+        (v8 === null ? ' (no V8 heap figure was recorded, so rss-above-allocated was not checked).' : '.'),
+    };
+  } catch (err) {
+    return { findings: null, note: `The doctor failed: ${(err as Error).message}` };
+  }
+}
+
+function inputOf(c: ReportCollector, command: string[] | null, status: string): ReportInput {
+  const f = findingsOf(c);
+  const allocator =
+    c.environment?.allocator ?? (typeof c.last?.allocator === 'string' ? c.last.allocator : null);
+  return {
+    command: command ?? c.argv,
+    pid: c.pid,
+    allocator,
+    samples: c.samples,
+    breakdowns: c.breakdowns,
+    trims: c.trims,
+    verdict: c.samples.length ? verdictOf(c) : null,
+    findings: f.findings,
+    findingsNote: f.note,
+    environment: c.environment,
+    status,
+    generatedAt: Date.now(),
+  };
+}
+
+/** Writes the file whole or not at all: a browser reloading it never sees half a report. */
+function writeAtomically(file: string, text: string): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+/** Fails now, before the application starts, if `file` cannot be written. */
+function checkWritable(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  try {
+    accessSync(dir, constants.W_OK);
+    if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new Error('it is a directory');
+  } catch (err) {
+    throw new ReportError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+export interface RunReport {
+  /** One line from the hook's pipe. */
+  line(text: string): void;
+  /** The application ended: write the final report and stop listening for SIGUSR2. */
+  finish(code: number | null, signal: string | null): void;
+}
+
+/**
+ * For `fragstat run --report FILE`: asks the hook for the report's lines (through `env`), and
+ * writes the report when the application ends and whenever the CLI gets SIGUSR2.
+ */
+export function runReport(
+  file: string,
+  command: string[],
+  env: Record<string, string | undefined>,
+): RunReport {
+  checkWritable(file);
+  env.FRAGSTAT_RUN_REPORT = '1';
+  const c = new ReportCollector();
+  const write = (status: string) => {
+    try {
+      writeAtomically(file, renderReport(inputOf(c, command, status)));
+      process.stderr.write(`[fragstat] wrote ${file} (${c.samples.length} samples)\n`);
+    } catch (err) {
+      process.stderr.write(`fragstat: writing ${file} failed: ${(err as Error).message}\n`);
+    }
+  };
+  const onDemand = () => write('running (report taken on demand)');
+  process.on('SIGUSR2', onDemand);
+  return {
+    line: (text) => c.line(text),
+    finish: (code, signal) => {
+      process.off('SIGUSR2', onDemand);
+      write(signal ? `ended by ${signal}` : `exited with code ${code ?? 'n/a'}`);
+    },
+  };
+}
+
+/** `fragstat report <samples.ndjson> -o <report.html> [--json]`; returns the exit code. */
+export function reportCommand(args: string[]): number {
+  const fail = (message: string, code: number) => {
+    process.stderr.write(`fragstat: ${message}\n${code === 2 ? `\nUsage:\n${reportUsage}\n` : ''}`);
+    return code;
+  };
+  let input: string | null = null;
+  let out: string | null = null;
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-o' || a === '--out') {
+      out = args[++i] ?? null;
+      if (!out) return fail(`${a} needs a file name`, 2);
+    } else if (a === '--json') json = true;
+    else if (a.startsWith('-')) return fail(`unknown option ${JSON.stringify(a)} for report`, 2);
+    else if (input) return fail('report takes one samples file', 2);
+    else input = a;
+  }
+  if (!input) return fail('report needs a samples file', 2);
+  if (!out && !json) return fail('report needs -o <report.html> or --json', 2);
+  let text: string;
+  try {
+    text = readFileSync(input, 'utf8');
+  } catch (err) {
+    return fail(`cannot read ${input}: ${(err as Error).message}`, 1);
+  }
+  const c = new ReportCollector();
+  for (const line of text.split('\n')) c.line(line);
+  if (c.samples.length === 0) return fail(`${input} has no samples`, 1);
+  if (json) {
+    const f = findingsOf(c);
+    const verdict = verdictOf(c);
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          verdict: 'kind' in verdict ? verdict : null,
+          ...('kind' in verdict ? {} : { verdictUnavailable: verdict.unavailable }),
+          breakdown: c.breakdowns.length ? c.breakdowns[c.breakdowns.length - 1] : null,
+          findings: f.findings,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  }
+  if (out) {
+    try {
+      checkWritable(out);
+      const status = c.ended ? 'ended (from a recording)' : 'the recording stops before the process ended';
+      writeAtomically(out, renderReport(inputOf(c, null, status)));
+    } catch (err) {
+      return fail(
+        err instanceof ReportError ? err.message : `writing ${out} failed: ${(err as Error).message}`,
+        1,
+      );
+    }
+    process.stderr.write(`[fragstat] wrote ${out} (${c.samples.length} samples)\n`);
+  }
+  return 0;
+}
