@@ -5,6 +5,7 @@
 // one, a reading is taken at most once per interval, an interval that stretches with the cost of
 // the last walk (as a monitor's overhead budget does), and requests in between get the cached
 // reading with its age.
+import { binding } from './binding';
 import { snapshotAsync } from './core';
 import type { Snapshot } from './types';
 
@@ -54,7 +55,16 @@ interface State {
   monitors: Set<{ detail: boolean }>;
 }
 
-const state: State = { detail: null, plain: null, inFlight: null, costs: [], monitors: new Set() };
+// Kept on the addon's exports, as core.ts keeps its trim log: a second evaluation of this module
+// (a cleared require cache) shares the readings and their pace instead of walking at its own.
+const shared = binding as typeof binding & { readingState?: State };
+const state: State = (shared.readingState ??= {
+  detail: null,
+  plain: null,
+  inFlight: null,
+  costs: [],
+  monitors: new Set(),
+});
 
 function account(costMs: number): void {
   if (!Number.isFinite(costMs)) return;
