@@ -5,6 +5,7 @@
 // one, a reading is taken at most once per interval, an interval that stretches with the cost of
 // the last walk (as a monitor's overhead budget does), and requests in between get the cached
 // reading with its age.
+import { binding } from './binding';
 import { breakdownAsync, type Breakdown } from './breakdown';
 import { snapshotAsync } from './core';
 import type { Snapshot } from './types';
@@ -56,10 +57,23 @@ interface State {
   monitors: Set<{ detail: boolean }>;
 }
 
-// Running monitors' verdicts, oldest first.
-const verdicts = new Set<() => Verdict>();
+// Kept on the addon's exports, as core.ts keeps its trim log: a second evaluation of this module
+// (a cleared require cache) shares the readings and their pace instead of walking at its own.
+const shared = binding as typeof binding & {
+  readingState?: State;
+  readingVerdicts?: Set<() => Verdict>;
+  readingBreakdown?: BreakdownState;
+};
+const state: State = (shared.readingState ??= {
+  detail: null,
+  plain: null,
+  inFlight: null,
+  costs: [],
+  monitors: new Set(),
+});
 
-const state: State = { detail: null, plain: null, inFlight: null, costs: [], monitors: new Set() };
+// Running monitors' verdicts, oldest first (shared the same way).
+const verdicts = (shared.readingVerdicts ??= new Set<() => Verdict>());
 
 function account(costMs: number): void {
   if (!Number.isFinite(costMs)) return;
@@ -171,10 +185,12 @@ export interface SharedBreakdown {
   ageMs: number;
 }
 
-const bd: { entry: { breakdown: Breakdown; at: number } | null; inFlight: Promise<void> | null } = {
-  entry: null,
-  inFlight: null,
-};
+interface BreakdownState {
+  entry: { breakdown: Breakdown; at: number } | null;
+  inFlight: Promise<void> | null;
+}
+
+const bd: BreakdownState = (shared.readingBreakdown ??= { entry: null, inFlight: null });
 
 function refreshBreakdown(): Promise<void> {
   if (bd.inFlight) return bd.inFlight;
