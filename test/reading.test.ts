@@ -29,7 +29,10 @@ describe('the shared reading', () => {
     expect(later.allocatedBytes).toBe(reports[0].allocatedBytes);
     expect(later.ageMs).toBeGreaterThanOrEqual(50);
     expect(later.readingIntervalMs).toBeGreaterThanOrEqual(1000);
-    expect(fragstat.snapshot().allocatedBytes! - later.allocatedBytes!).toBeGreaterThanOrEqual(keep.length);
+    // (V8 may free earlier tests' backing stores in the background meanwhile: 1 MiB of slack.)
+    expect(fragstat.snapshot().allocatedBytes! - later.allocatedBytes!).toBeGreaterThanOrEqual(
+      keep.length - 1024 * 1024,
+    );
   });
 
   it('a running monitor is the source: health and metrics serve its latest sample', async () => {

@@ -15,7 +15,7 @@ function run(name: string): Verdict {
 describe('verdict from a real process', () => {
   it('a growing JS array is js-heap-growth', () => {
     const v = run('js');
-    expect(v.kind).toBe('js-heap-growth');
+    expect(v.kind, JSON.stringify(v)).toBe('js-heap-growth');
     expect(v.evidence!.v8Share!).toBeGreaterThan(0.5);
     expect(v.evidence!.rssR2).toBeGreaterThan(0.5);
     expect(v.advice).toMatch(/heap snapshot/);
@@ -23,7 +23,7 @@ describe('verdict from a real process', () => {
 
   it('Buffers kept in a Map are native-growth', () => {
     const v = run('native');
-    expect(v.kind).toBe('native-growth');
+    expect(v.kind, JSON.stringify(v)).toBe('native-growth');
     // 2 MiB of Buffers per sample, 39 steps between the first sample and the last.
     expect(v.evidence!.liveGrowthBytes!).toBeGreaterThan(60 * MiB);
     expect(v.evidence!.liveGrowthBytes!).toBeLessThan(100 * MiB);
@@ -32,7 +32,7 @@ describe('verdict from a real process', () => {
 
   it('the stair-step of freed bodies is fragmentation', () => {
     const v = run('fragmentation');
-    expect(v.kind).toBe('fragmentation');
+    expect(v.kind, JSON.stringify(v)).toBe('fragmentation');
     // 1 MiB more RSS per sample while live bytes grow by 32 KiB.
     expect(v.evidence!.rssGrowthBytes).toBeGreaterThan(25 * MiB);
     expect(v.evidence!.liveShare!).toBeLessThan(0.2);
@@ -43,7 +43,7 @@ describe('verdict from a real process', () => {
 
   it('an idle process is stable', () => {
     const v = run('stable');
-    expect(v.kind).toBe('stable');
+    expect(v.kind, JSON.stringify(v)).toBe('stable');
     expect(Math.abs(v.evidence!.rssGrowthBytes)).toBeLessThan(16 * MiB);
   });
 });
