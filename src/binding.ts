@@ -1,4 +1,5 @@
 // The only module that touches the compiled addon. Everything else imports this typed interface.
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 
 /** Layout of the Float64Array a snapshot is written into (mirrors native/addon.cc). */
@@ -120,6 +121,34 @@ function fallback(reason: string): NativeBinding {
   };
 }
 
+/** native/: binding.gyp and the C++ sources, native/prebuilds/ (shipped), native/build/ (local build). */
+export const nativeRoot = path.join(packageRoot, 'native');
+
+/** What a user should read when the addon did not load: why, and what to do about it. */
+function explainLoadError(err: Error): string {
+  const first = err.message.split('\n')[0];
+  if (process.platform !== 'linux') {
+    return `fragstat reads Linux allocators; on ${process.platform} it reports RSS only`;
+  }
+  if (!existsSync(path.join(nativeRoot, 'binding.gyp'))) {
+    return (
+      `fragstat's compiled addon is not where its code is (${nativeRoot} does not exist), ` +
+      'as when a bundler has inlined fragstat: mark fragstat as external (esbuild --external:fragstat) ' +
+      'so it is loaded from node_modules at run time'
+    );
+  }
+  if (/^No native build was found/.test(first)) {
+    return (
+      `no prebuilt addon fits this system (${first.replace(/^No native build was found for /, '')}; ` +
+      'prebuilds ship for linux-x64 and linux-arm64 with glibc), so fragstat reports RSS only. ' +
+      'To build the addon from source, install python3, make and g++ ' +
+      '(Debian/Ubuntu: apt-get install python3 make g++; Alpine: apk add build-base python3) and run ' +
+      `"npx node-gyp rebuild" in ${nativeRoot}`
+    );
+  }
+  return `the compiled addon did not load (${first}), so fragstat reports RSS only`;
+}
+
 function load(): NativeBinding {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const nodeGypBuild = require('node-gyp-build') as {
@@ -127,17 +156,11 @@ function load(): NativeBinding {
     resolve(dir: string): string;
   };
   try {
-    bindingPath = nodeGypBuild.resolve(packageRoot);
-    return nodeGypBuild(packageRoot) as NativeBinding;
+    bindingPath = nodeGypBuild.resolve(nativeRoot);
+    return nodeGypBuild(nativeRoot) as NativeBinding;
   } catch (err) {
     loadError = err as Error;
-    const hint =
-      process.platform !== 'linux'
-        ? `fragstat reads Linux allocators; on ${process.platform} it reports RSS only`
-        : `the compiled addon did not load (${loadError.message.split('\n')[0]}); ` +
-          'reinstall with build tools present (python3, make, g++) so it can be built from source, ' +
-          'or check that the prebuild matches this libc';
-    return fallback(hint);
+    return fallback(explainLoadError(loadError));
   }
 }
 
