@@ -142,7 +142,8 @@ function explainLoadError(err: Error): string {
       `no prebuilt addon fits this system (${first.replace(/^No native build was found for /, '')}; ` +
       'prebuilds ship for linux-x64 and linux-arm64 with glibc), so fragstat reports RSS only. ' +
       'To build the addon from source, install python3, make and g++ ' +
-      '(Debian/Ubuntu: apt-get install python3 make g++; Alpine: apk add build-base python3) and run ' +
+      '(Debian/Ubuntu: apt-get install python3 make g++; Alpine: apk add build-base python3), ' +
+      'add node-addon-api to the project (npm install node-addon-api), and run ' +
       `"npx node-gyp rebuild" in ${nativeRoot}`
     );
   }

@@ -1,0 +1,147 @@
+// fragstat as users install it: the packed tarball, installed by each package manager with its
+// default settings into a new project, then loaded. Installing runs nothing and fetches no build
+// tool; the prebuild serves. Needs the npm registry (the package managers come from it), so it
+// runs only with FRAGSTAT_INSTALL_TEST=1 (as in CI).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { root } from './helpers';
+
+const enabled = process.env.FRAGSTAT_INSTALL_TEST === '1';
+if (!enabled)
+  console.warn('skipping the package manager tests: set FRAGSTAT_INSTALL_TEST=1 (needs the npm registry)');
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'fragstat-install-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const tools = path.join(dir, 'tools');
+let tarball = '';
+
+function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}) {
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: 180_000,
+    env: { ...process.env, ...env, npm_config_update_notifier: 'false', COREPACK_ENABLE_STRICT: '0' },
+  });
+  return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
+}
+
+const cli = (name: string, file: string) => [process.execPath, path.join(tools, 'node_modules', name, file)];
+// Each package manager: how to run it, and how to add a tarball.
+const managers: Record<string, { cmd: () => string[]; add: (t: string) => string[]; pnp?: boolean }> = {
+  'npm 10': { cmd: () => cli('npm10', 'bin/npm-cli.js'), add: (t) => ['install', t] },
+  'npm 11': { cmd: () => cli('npm11', 'bin/npm-cli.js'), add: (t) => ['install', t] },
+  'npm (this Node)': { cmd: () => ['npm'], add: (t) => ['install', t] },
+  'pnpm 9': { cmd: () => cli('pnpm9', 'bin/pnpm.cjs'), add: (t) => ['add', t] },
+  'pnpm 10': { cmd: () => cli('pnpm10', 'bin/pnpm.cjs'), add: (t) => ['add', t] },
+  'pnpm latest': { cmd: () => cli('pnpmlatest', 'bin/pnpm.mjs'), add: (t) => ['add', t] },
+  'Yarn 1': { cmd: () => cli('yarn1', 'bin/yarn.js'), add: (t) => ['add', `file:${t}`] },
+  'Yarn 4': { cmd: () => cli('yarn4', 'bin/yarn.js'), add: (t) => ['add', `fragstat@file:${t}`], pnp: true },
+};
+
+beforeAll(() => {
+  if (!enabled) return;
+  // The prebuilds the tarball must carry (npm test makes them; prepack would too).
+  for (const arch of ['x64', 'arm64']) {
+    const p = path.join(root, 'native/prebuilds', `linux-${arch}`, 'fragstat.glibc.node');
+    expect(existsSync(p), `${p}: run npm run build:prebuilds`).toBe(true);
+  }
+  let r = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], root);
+  expect(r.code, r.out).toBe(0);
+  const packed = JSON.parse(r.out.slice(r.out.indexOf('['), r.out.lastIndexOf(']') + 1))[0];
+  tarball = path.join(dir, packed.filename);
+  const files: string[] = packed.files.map((f: { path: string }) => f.path);
+  expect(files).toEqual(
+    expect.arrayContaining([
+      'native/prebuilds/linux-x64/fragstat.glibc.node',
+      'native/prebuilds/linux-arm64/fragstat.glibc.node',
+      'native/binding.gyp',
+      'dist/index.js',
+      'dist/index.mjs',
+    ]),
+  );
+  expect(files).not.toContain('binding.gyp');
+  expect(files.filter((f) => f.startsWith('native/build/') || f.startsWith('native/node_modules/'))).toEqual(
+    [],
+  );
+  mkdirSync(tools);
+  writeFileSync(path.join(tools, 'package.json'), '{"private":true}');
+  r = run(
+    'npm',
+    [
+      'install',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      'npm10@npm:npm@10',
+      'npm11@npm:npm@11',
+      'pnpm9@npm:pnpm@9',
+      'pnpm10@npm:pnpm@10',
+      'pnpmlatest@npm:pnpm@latest',
+      'yarn1@npm:yarn@1',
+      'yarn4@npm:@yarnpkg/cli-dist@4',
+    ],
+    tools,
+  );
+  expect(r.code, r.out).toBe(0);
+}, 300_000);
+
+describe.runIf(enabled)('installed from the packed tarball', () => {
+  for (const [name, pm] of Object.entries(managers)) {
+    it(`${name}: installs with no build step and no warning about one, and loads the prebuild`, () => {
+      const project = path.join(dir, name.replace(/\W+/g, '-'));
+      mkdirSync(project);
+      writeFileSync(
+        path.join(project, 'package.json'),
+        JSON.stringify({ name: 'app', version: '1.0.0', private: true }),
+      );
+      if (pm.pnp) writeFileSync(path.join(project, 'yarn.lock'), '');
+      const [cmd, ...pre] = pm.cmd();
+      const r = run(cmd, [...pre, ...pm.add(tarball)], project);
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).not.toMatch(
+        /node-gyp(?!-build)|gyp ERR|ERR_PNPM|[Ii]gnored build scripts|approve-builds|build scripts|install-scripts/,
+      );
+      // No build tool was fetched for it.
+      for (const lock of ['package-lock.json', 'pnpm-lock.yaml', 'yarn.lock']) {
+        const f = path.join(project, lock);
+        if (existsSync(f)) expect(readFileSync(f, 'utf8'), lock).not.toMatch(/node-gyp@/);
+      }
+      const check = `const f = require('fragstat'); const b = require('fragstat/package.json');
+        process.stdout.write(JSON.stringify({ name: f.allocator().name, allocated: f.snapshot().allocatedBytes,
+          limitations: f.allocator().limitations, version: b.version }));`;
+      const load = pm.pnp
+        ? run(cmd, [...pre, 'node', '-e', check], project)
+        : run(process.execPath, ['-e', check], project);
+      expect(load.code, load.out).toBe(0);
+      const out = JSON.parse(load.out.trim().split('\n')[0]);
+      expect(out).toMatchObject({ name: 'glibc', limitations: null });
+      expect(out.allocated).toBeGreaterThan(0);
+      if (name === 'npm (this Node)') {
+        // Where no prebuild fits (here: musl, as on Alpine), it loads anyway, RSS only, and says
+        // how to build the addon where it is installed.
+        const musl = run(process.execPath, ['-e', check], project, { LIBC: 'musl' });
+        expect(musl.code, musl.out).toBe(0);
+        const m = JSON.parse(musl.out.trim().split('\n')[0]);
+        expect(m.name).toBe('unknown');
+        expect(m.limitations).toMatch(/apk add build-base python3/);
+        const native = path.join(project, 'node_modules/fragstat/native');
+        expect(m.limitations).toContain(`"npx node-gyp rebuild" in ${native}`);
+        // Following that advice (with this Node's headers, as offline) gives the full figures.
+        let b = run('npm', ['install', '--no-audit', '--no-fund', 'node-addon-api@8'], project);
+        expect(b.code, b.out).toBe(0);
+        const nodedir = path.resolve(path.dirname(process.execPath), '..');
+        b = run('npx', ['--yes', 'node-gyp', 'rebuild'], native, { npm_config_nodedir: nodedir });
+        expect(b.code, b.out).toBe(0);
+        const built = run(process.execPath, ['-e', check], project, { LIBC: 'musl' });
+        expect(built.code, built.out).toBe(0);
+        expect(JSON.parse(built.out.trim().split('\n')[0])).toMatchObject({
+          name: 'glibc',
+          limitations: null,
+        });
+      }
+    });
+  }
+});
