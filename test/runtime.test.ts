@@ -25,3 +25,16 @@ it('loads the addon for its own architecture, and glibc serves malloc', () => {
   }
   if (process.env.FRAGSTAT_TEST_NODE_ARCH) expect(out.arch).toBe(process.env.FRAGSTAT_TEST_NODE_ARCH);
 });
+
+it('import and require give the same module', () => {
+  const r = runNode([
+    '--input-type=module',
+    '-e',
+    `import * as esm from 'fragstat';
+     import { createRequire } from 'node:module';
+     const cjs = createRequire(import.meta.url)('fragstat');
+     process.stdout.write(JSON.stringify({ same: esm.snapshot === cjs.snapshot, name: esm.allocator().name }));`,
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+  expect(JSON.parse(r.stdout)).toEqual({ same: true, name: 'glibc' });
+});
