@@ -8,8 +8,7 @@ const names = Object.keys(require('../dist/index.js')).sort();
 
 writeFileSync(
   new URL('../dist/index.mjs', import.meta.url),
-  `import { createRequire } from 'node:module';\n\n` +
-    `const cjs = createRequire(import.meta.url)('./index.js');\n\n` +
-    `export const { ${names.join(', ')} } = cjs;\n`,
+  // A static import (not createRequire) so that bundlers follow it to the implementation.
+  `import cjs from './index.js';\n\n` + `export const { ${names.join(', ')} } = cjs;\n`,
 );
 writeFileSync(new URL('../dist/index.d.mts', import.meta.url), `export * from './index.js';\n`);

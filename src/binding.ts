@@ -71,7 +71,8 @@ export interface NativeBinding {
   readonly TRIM_SLOTS: number;
 }
 
-export const packageRoot = path.join(__dirname, '..');
+// __dirname is undefined once a bundler has put this module into an ES module bundle.
+export const packageRoot = path.join(typeof __dirname === 'string' ? __dirname : '.', '..');
 
 /** Path of the compiled addon node-gyp-build would load, or the error that stopped it. */
 export let bindingPath: string | null = null;
@@ -132,9 +133,9 @@ function explainLoadError(err: Error): string {
   }
   if (!existsSync(path.join(nativeRoot, 'binding.gyp'))) {
     return (
-      `fragstat's compiled addon is not where its code is (${nativeRoot} does not exist), ` +
-      'as when a bundler has inlined fragstat: mark fragstat as external (esbuild --external:fragstat) ' +
-      'so it is loaded from node_modules at run time'
+      `fragstat has been bundled and its compiled addon is not next to the bundle (${first}): ` +
+      `copy node_modules/fragstat/native/prebuilds to ${bundleDir()}/prebuilds, ` +
+      'or mark fragstat as external (esbuild --external:fragstat) so it loads from node_modules'
     );
   }
   if (/^No native build was found/.test(first)) {
@@ -150,18 +151,29 @@ function explainLoadError(err: Error): string {
   return `the compiled addon did not load (${first}), so fragstat reports RSS only`;
 }
 
+/** Directory of the running bundle: the main script's. */
+function bundleDir(): string {
+  return path.dirname(path.resolve(process.argv[1] ?? '.'));
+}
+
 function load(): NativeBinding {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const nodeGypBuild = require('node-gyp-build') as {
     (dir: string): unknown;
     resolve(dir: string): string;
   };
+  // Bundled (fragstat's own files are not beside this code): the prebuilds/ copied next to the bundle.
+  const bundled = !existsSync(path.join(nativeRoot, 'binding.gyp'));
   try {
-    bindingPath = nodeGypBuild.resolve(nativeRoot);
-    return nodeGypBuild(nativeRoot) as NativeBinding;
+    const dir = bundled ? bundleDir() : nativeRoot;
+    bindingPath = nodeGypBuild.resolve(dir);
+    return nodeGypBuild(dir) as NativeBinding;
   } catch (err) {
     loadError = err as Error;
-    return fallback(explainLoadError(loadError));
+    const reason = explainLoadError(loadError);
+    // A bundle deployed without its addon is a build mistake: say so once, not only in allocator().
+    if (bundled) process.emitWarning(reason, { code: 'FRAGSTAT_BUNDLED_WITHOUT_ADDON' });
+    return fallback(reason);
   }
 }
 
