@@ -9,6 +9,11 @@ const names = Object.keys(require('../dist/index.js')).sort();
 writeFileSync(
   new URL('../dist/index.mjs', import.meta.url),
   // A static import (not createRequire) so that bundlers follow it to the implementation.
-  `import cjs from './index.js';\n\n` + `export const { ${names.join(', ')} } = cjs;\n`,
+  // The default export is the whole API too: `import fragstat from 'fragstat'`.
+  `import cjs from './index.js';\n\n` +
+    `export const { ${names.join(', ')} } = cjs;\n\nexport default cjs;\n`,
 );
-writeFileSync(new URL('../dist/index.d.mts', import.meta.url), `export * from './index.js';\n`);
+writeFileSync(
+  new URL('../dist/index.d.mts', import.meta.url),
+  `import * as fragstat from './index.js';\n\nexport * from './index.js';\nexport default fragstat;\n`,
+);

@@ -3,7 +3,7 @@
 // tool; the prebuild serves. Needs the npm registry (the package managers come from it), so it
 // runs only with FRAGSTAT_INSTALL_TEST=1 (as in CI).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,6 +119,39 @@ describe.runIf(enabled)('installed from the packed tarball', () => {
       const out = JSON.parse(load.out.trim().split('\n')[0]);
       expect(out).toMatchObject({ name: 'glibc', limitations: null });
       expect(out.allocated).toBeGreaterThan(0);
+      if (name === 'npm 10') {
+        // The typings under the oldest TypeScript supported (5.0) and the newest, strict, with
+        // nodenext and with bundler resolution; @types/node is the one other package they need.
+        for (const ts of ['5.0', 'latest']) {
+          const t = path.join(dir, `ts-${ts}`);
+          mkdirSync(t);
+          for (const f of ['consumer.mts', 'consumer.cts'])
+            cpSync(path.join(root, 'test/consumer', f), path.join(t, f));
+          writeFileSync(path.join(t, 'package.json'), '{"private":true}');
+          let i = run(
+            'npm',
+            ['install', '--no-audit', '--no-fund', tarball, `typescript@${ts}`, '@types/node@20'],
+            t,
+          );
+          expect(i.code, i.out).toBe(0);
+          for (const [module, resolution, files] of [
+            ['nodenext', 'nodenext', ['consumer.mts', 'consumer.cts']],
+            ['esnext', 'bundler', ['consumer.mts']],
+          ] as const) {
+            const options = {
+              target: 'ES2022',
+              module,
+              moduleResolution: resolution,
+              types: ['node'],
+              strict: true,
+              noEmit: true,
+            };
+            writeFileSync(path.join(t, 'tsconfig.json'), JSON.stringify({ compilerOptions: options, files }));
+            i = run(process.execPath, [path.join(t, 'node_modules/typescript/bin/tsc'), '-p', t], t);
+            expect(i.code, `TypeScript ${ts}, ${resolution}: ${i.out}`).toBe(0);
+          }
+        }
+      }
       if (name === 'npm (this Node)') {
         // Where no prebuild fits (here: musl, as on Alpine), it loads anyway, RSS only, and says
         // how to build the addon where it is installed.

@@ -30,9 +30,9 @@ describe('entry points', () => {
       `import * as esm from 'fragstat';
        import { createRequire } from 'node:module';
        const cjs = createRequire(import.meta.url)('fragstat');
-       const names = Object.keys(esm).sort();
+       const names = Object.keys(esm).filter((n) => n !== 'default').sort();
        process.stdout.write(JSON.stringify({ names, cjsNames: Object.keys(cjs).sort(),
-         same: names.every((n) => esm[n] === cjs[n]), name: esm.allocator().name }));`,
+         same: names.every((n) => esm[n] === cjs[n]), whole: esm.default === cjs, name: esm.allocator().name }));`,
     ]);
     expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout);
@@ -41,6 +41,8 @@ describe('entry points', () => {
       expect.arrayContaining(['allocator', 'snapshot', 'snapshotAsync', 'trim', 'trimSync', 'monitor']),
     );
     expect(out.same).toBe(true);
+    // import fragstat from 'fragstat' is the CommonJS module itself.
+    expect(out.whole).toBe(true);
     expect(out.name).toBe('glibc');
   });
 
