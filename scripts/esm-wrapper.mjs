@@ -8,10 +8,10 @@ const names = Object.keys(require('../dist/index.js')).sort();
 
 writeFileSync(
   new URL('../dist/index.mjs', import.meta.url),
-  // A static import (not createRequire) so that bundlers follow it to the implementation.
-  // The default export is the whole API too: `import fragstat from 'fragstat'`.
-  `import cjs from './index.js';\n\n` +
-    `export const { ${names.join(', ')} } = cjs;\n\nexport default cjs;\n`,
+  // A static import (not createRequire) so that bundlers follow it to the implementation. The
+  // names are read from the namespace, whose default is module.exports: `import fragstat from`.
+  `import * as cjs from './index.js';\n\n` +
+    `export const { ${names.join(', ')} } = cjs;\n\nexport default cjs.default;\n`,
 );
 writeFileSync(
   new URL('../dist/index.d.mts', import.meta.url),
