@@ -2,7 +2,7 @@
 // default settings into a new project, then loaded. Installing runs nothing and fetches no build
 // tool; the prebuild serves. Needs the npm registry (the package managers come from it), so it
 // runs only with FRAGSTAT_INSTALL_TEST=1 (as in CI).
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,14 +18,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const tools = path.join(dir, 'tools');
 let tarball = '';
 
+// Asynchronous, so that the test worker stays responsive through minute-long installs.
 function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}) {
-  const r = spawnSync(cmd, args, {
-    cwd,
-    encoding: 'utf8',
-    timeout: 180_000,
-    env: { ...process.env, ...env, npm_config_update_notifier: 'false', COREPACK_ENABLE_STRICT: '0' },
+  return new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = spawn(cmd, args, {
+      cwd,
+      env: { ...process.env, ...env, npm_config_update_notifier: 'false', COREPACK_ENABLE_STRICT: '0' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill(), 240_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out: `${stdout}\n${stderr}` });
+    });
   });
-  return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
 }
 
 const cli = (name: string, file: string) => [process.execPath, path.join(tools, 'node_modules', name, file)];
@@ -41,14 +50,14 @@ const managers: Record<string, { cmd: () => string[]; add: (t: string) => string
   'Yarn 4': { cmd: () => cli('yarn4', 'bin/yarn.js'), add: (t) => ['add', `fragstat@file:${t}`], pnp: true },
 };
 
-beforeAll(() => {
+beforeAll(async () => {
   if (!enabled) return;
   // The prebuilds the tarball must carry (npm test makes them; prepack would too).
   for (const arch of ['x64', 'arm64']) {
     const p = path.join(root, 'native/prebuilds', `linux-${arch}`, 'fragstat.glibc.node');
     expect(existsSync(p), `${p}: run npm run build:prebuilds`).toBe(true);
   }
-  let r = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], root);
+  let r = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], root);
   expect(r.code, r.out).toBe(0);
   const packed = JSON.parse(r.out.slice(r.out.indexOf('['), r.out.lastIndexOf(']') + 1))[0];
   tarball = path.join(dir, packed.filename);
@@ -63,12 +72,20 @@ beforeAll(() => {
     ]),
   );
   expect(files).not.toContain('binding.gyp');
+  // What the README links to ships with it.
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  for (const [, link] of readme.matchAll(/\]\((?!https?:|#)([^)#\s]+)/g)) {
+    expect(
+      files.some((f) => f === link || f.startsWith(`${link.replace(/\/$/, '')}/`)),
+      link,
+    ).toBe(true);
+  }
   expect(files.filter((f) => f.startsWith('native/build/') || f.startsWith('native/node_modules/'))).toEqual(
     [],
   );
   mkdirSync(tools);
   writeFileSync(path.join(tools, 'package.json'), '{"private":true}');
-  r = run(
+  r = await run(
     'npm',
     [
       'install',
@@ -90,7 +107,7 @@ beforeAll(() => {
 
 describe.runIf(enabled)('installed from the packed tarball', () => {
   for (const [name, pm] of Object.entries(managers)) {
-    it(`${name}: installs with no build step and no warning about one, and loads the prebuild`, () => {
+    it(`${name}: installs with no build step and no warning about one, and loads the prebuild`, async () => {
       const project = path.join(dir, name.replace(/\W+/g, '-'));
       mkdirSync(project);
       writeFileSync(
@@ -99,7 +116,7 @@ describe.runIf(enabled)('installed from the packed tarball', () => {
       );
       if (pm.pnp) writeFileSync(path.join(project, 'yarn.lock'), '');
       const [cmd, ...pre] = pm.cmd();
-      const r = run(cmd, [...pre, ...pm.add(tarball)], project);
+      const r = await run(cmd, [...pre, ...pm.add(tarball)], project);
       expect(r.code, r.out).toBe(0);
       expect(r.out).not.toMatch(
         /node-gyp(?!-build)|gyp ERR|ERR_PNPM|[Ii]gnored build scripts|approve-builds|build scripts|install-scripts/,
@@ -113,8 +130,8 @@ describe.runIf(enabled)('installed from the packed tarball', () => {
         process.stdout.write(JSON.stringify({ name: f.allocator().name, allocated: f.snapshot().allocatedBytes,
           limitations: f.allocator().limitations, version: b.version }));`;
       const load = pm.pnp
-        ? run(cmd, [...pre, 'node', '-e', check], project)
-        : run(process.execPath, ['-e', check], project);
+        ? await run(cmd, [...pre, 'node', '-e', check], project)
+        : await run(process.execPath, ['-e', check], project);
       expect(load.code, load.out).toBe(0);
       const out = JSON.parse(load.out.trim().split('\n')[0]);
       expect(out).toMatchObject({ name: 'glibc', limitations: null });
@@ -128,7 +145,7 @@ describe.runIf(enabled)('installed from the packed tarball', () => {
           for (const f of ['consumer.mts', 'consumer.cts'])
             cpSync(path.join(root, 'test/consumer', f), path.join(t, f));
           writeFileSync(path.join(t, 'package.json'), '{"private":true}');
-          let i = run(
+          let i = await run(
             'npm',
             ['install', '--no-audit', '--no-fund', tarball, `typescript@${ts}`, '@types/node@20'],
             t,
@@ -147,7 +164,7 @@ describe.runIf(enabled)('installed from the packed tarball', () => {
               noEmit: true,
             };
             writeFileSync(path.join(t, 'tsconfig.json'), JSON.stringify({ compilerOptions: options, files }));
-            i = run(process.execPath, [path.join(t, 'node_modules/typescript/bin/tsc'), '-p', t], t);
+            i = await run(process.execPath, [path.join(t, 'node_modules/typescript/bin/tsc'), '-p', t], t);
             expect(i.code, `TypeScript ${ts}, ${resolution}: ${i.out}`).toBe(0);
           }
         }
@@ -155,7 +172,7 @@ describe.runIf(enabled)('installed from the packed tarball', () => {
       if (name === 'npm (this Node)') {
         // Where no prebuild fits (here: musl, as on Alpine), it loads anyway, RSS only, and says
         // how to build the addon where it is installed.
-        const musl = run(process.execPath, ['-e', check], project, { LIBC: 'musl' });
+        const musl = await run(process.execPath, ['-e', check], project, { LIBC: 'musl' });
         expect(musl.code, musl.out).toBe(0);
         const m = JSON.parse(musl.out.trim().split('\n')[0]);
         expect(m.name).toBe('unknown');
@@ -163,18 +180,18 @@ describe.runIf(enabled)('installed from the packed tarball', () => {
         const native = path.join(project, 'node_modules/fragstat/native');
         expect(m.limitations).toContain(`"npx node-gyp rebuild" in ${native}`);
         // Following that advice (with this Node's headers, as offline) gives the full figures.
-        let b = run('npm', ['install', '--no-audit', '--no-fund', 'node-addon-api@8'], project);
+        let b = await run('npm', ['install', '--no-audit', '--no-fund', 'node-addon-api@8'], project);
         expect(b.code, b.out).toBe(0);
         const nodedir = path.resolve(path.dirname(process.execPath), '..');
-        b = run('npx', ['--yes', 'node-gyp', 'rebuild'], native, { npm_config_nodedir: nodedir });
+        b = await run('npx', ['--yes', 'node-gyp', 'rebuild'], native, { npm_config_nodedir: nodedir });
         expect(b.code, b.out).toBe(0);
-        const built = run(process.execPath, ['-e', check], project, { LIBC: 'musl' });
+        const built = await run(process.execPath, ['-e', check], project, { LIBC: 'musl' });
         expect(built.code, built.out).toBe(0);
         expect(JSON.parse(built.out.trim().split('\n')[0])).toMatchObject({
           name: 'glibc',
           limitations: null,
         });
       }
-    });
+    }, 300_000);
   }
 });
