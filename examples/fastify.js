@@ -5,6 +5,7 @@ const fragstat = require('fragstat');
 const app = Fastify();
 app.get('/health/memory', async () => fragstat.health());
 
-app.listen({ port: Number(process.env.PORT) || 3000, host: '127.0.0.1' }).then((address) => {
+// PORT unset or 0: any free port.
+app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' }).then((address) => {
   console.log(`listening on ${address}`);
 });

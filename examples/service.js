@@ -22,6 +22,7 @@ const server = http.createServer(async (req, res) => {
   }
   res.end('hello\n');
 });
-server.listen(Number(process.env.PORT) || 3000, '127.0.0.1', () => {
+// PORT unset or 0: any free port.
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   log.info(`listening on http://127.0.0.1:${server.address().port}`);
 });

@@ -8,8 +8,12 @@ const names = Object.keys(require('../dist/index.js')).sort();
 
 writeFileSync(
   new URL('../dist/index.mjs', import.meta.url),
-  `import { createRequire } from 'node:module';\n\n` +
-    `const cjs = createRequire(import.meta.url)('./index.js');\n\n` +
-    `export const { ${names.join(', ')} } = cjs;\n`,
+  // A static import (not createRequire) so that bundlers follow it to the implementation. The
+  // names are read from the namespace, whose default is module.exports: `import fragstat from`.
+  `import * as cjs from './index.js';\n\n` +
+    `export const { ${names.join(', ')} } = cjs;\n\nexport default cjs.default;\n`,
 );
-writeFileSync(new URL('../dist/index.d.mts', import.meta.url), `export * from './index.js';\n`);
+writeFileSync(
+  new URL('../dist/index.d.mts', import.meta.url),
+  `import * as fragstat from './index.js';\n\nexport * from './index.js';\nexport default fragstat;\n`,
+);

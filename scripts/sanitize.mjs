@@ -130,21 +130,24 @@ step('addon built with ASan + UBSan, every binding call in node', () => {
   // A copy of the package, so the build does not replace this checkout's.
   const pkg = path.join(work, 'package');
   mkdirSync(pkg);
-  for (const f of ['package.json', 'binding.gyp', 'native', 'dist', 'test'])
-    cpSync(path.join(root, f), path.join(pkg, f), { recursive: true });
+  for (const f of ['package.json', 'native', 'dist', 'test'])
+    cpSync(path.join(root, f), path.join(pkg, f), {
+      recursive: true,
+      filter: (src) => !/[\\/]native[\\/](build|prebuilds)$/.test(src),
+    });
   symlinkSync(path.join(root, 'node_modules'), path.join(pkg, 'node_modules'));
   const flags = '-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -g';
   execFileSync(
     process.execPath,
     [path.join(root, 'node_modules/node-gyp/bin/node-gyp.js'), 'rebuild', '--silent'],
     {
-      cwd: pkg,
+      cwd: path.join(pkg, 'native'),
       env: { ...process.env, CC: 'clang', CXX: 'clang++', CXXFLAGS: flags, CFLAGS: flags, LDFLAGS: flags },
       stdio: 'inherit',
     },
   );
   // node-gyp passes CXXFLAGS and LDFLAGS on to make: check that the addon really is instrumented.
-  const undefinedSymbols = execFileSync('nm', ['-u', path.join(pkg, 'build/Release/fragstat.node')], {
+  const undefinedSymbols = execFileSync('nm', ['-u', path.join(pkg, 'native/build/Release/fragstat.node')], {
     encoding: 'utf8',
   });
   if (!/__asan_report|__ubsan_handle/.test(undefinedSymbols))

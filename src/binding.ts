@@ -1,4 +1,5 @@
 // The only module that touches the compiled addon. Everything else imports this typed interface.
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 
 /** Layout of the Float64Array a snapshot is written into (mirrors native/addon.cc). */
@@ -81,7 +82,8 @@ export interface NativeBinding {
   readonly TRIM_SLOTS: number;
 }
 
-export const packageRoot = path.join(__dirname, '..');
+// __dirname is undefined once a bundler has put this module into an ES module bundle.
+export const packageRoot = path.join(typeof __dirname === 'string' ? __dirname : '.', '..');
 
 /** Path of the compiled addon node-gyp-build would load, or the error that stopped it. */
 export let bindingPath: string | null = null;
@@ -144,24 +146,58 @@ function fallback(reason: string): NativeBinding {
   };
 }
 
+/** native/: binding.gyp and the C++ sources, native/prebuilds/ (shipped), native/build/ (local build). */
+export const nativeRoot = path.join(packageRoot, 'native');
+
+/** What a user should read when the addon did not load: why, and what to do about it. */
+function explainLoadError(err: Error): string {
+  const first = err.message.split('\n')[0];
+  if (process.platform !== 'linux') {
+    return `fragstat reads Linux allocators; on ${process.platform} it reports RSS only`;
+  }
+  if (!existsSync(path.join(nativeRoot, 'binding.gyp'))) {
+    return (
+      `fragstat has been bundled and its compiled addon is not next to the bundle (${first}): ` +
+      `copy node_modules/fragstat/native/prebuilds to ${bundleDir()}/prebuilds, ` +
+      'or mark fragstat as external (esbuild --external:fragstat) so it loads from node_modules'
+    );
+  }
+  if (/^No native build was found/.test(first)) {
+    return (
+      `no prebuilt addon fits this system (${first.replace(/^No native build was found for /, '')}; ` +
+      'prebuilds ship for linux-x64 and linux-arm64 with glibc), so fragstat reports RSS only. ' +
+      'To build the addon from source, install python3, make and g++ ' +
+      '(Debian/Ubuntu: apt-get install python3 make g++; Alpine: apk add build-base python3), ' +
+      'add node-addon-api to the project (npm install node-addon-api), and run ' +
+      `"npx node-gyp rebuild" in ${nativeRoot}`
+    );
+  }
+  return `the compiled addon did not load (${first}), so fragstat reports RSS only`;
+}
+
+/** Directory of the running bundle: the main script's. */
+function bundleDir(): string {
+  return path.dirname(path.resolve(process.argv[1] ?? '.'));
+}
+
 function load(): NativeBinding {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const nodeGypBuild = require('node-gyp-build') as {
     (dir: string): unknown;
     resolve(dir: string): string;
   };
+  // Bundled (fragstat's own files are not beside this code): the prebuilds/ copied next to the bundle.
+  const bundled = !existsSync(path.join(nativeRoot, 'binding.gyp'));
   try {
-    bindingPath = nodeGypBuild.resolve(packageRoot);
-    return nodeGypBuild(packageRoot) as NativeBinding;
+    const dir = bundled ? bundleDir() : nativeRoot;
+    bindingPath = nodeGypBuild.resolve(dir);
+    return nodeGypBuild(dir) as NativeBinding;
   } catch (err) {
     loadError = err as Error;
-    const hint =
-      process.platform !== 'linux'
-        ? `fragstat reads Linux allocators; on ${process.platform} it reports RSS only`
-        : `the compiled addon did not load (${loadError.message.split('\n')[0]}); ` +
-          'reinstall with build tools present (python3, make, g++) so it can be built from source, ' +
-          'or check that the prebuild matches this libc';
-    return fallback(hint);
+    const reason = explainLoadError(loadError);
+    // A bundle deployed without its addon is a build mistake: say so once, not only in allocator().
+    if (bundled) process.emitWarning(reason, { code: 'FRAGSTAT_BUNDLED_WITHOUT_ADDON' });
+    return fallback(reason);
   }
 }
 

@@ -79,16 +79,12 @@ describe('fragstat run', () => {
 
   it('says how to install an allocator it cannot find', () => {
     const r = fragstat(['run', '--allocator', 'jemalloc', '--', process.execPath, app], {
-      FRAGSTAT_LIB_PATH: '/nonexistent',
+      FRAGSTAT_HIDE_LIBRARIES: '1',
     });
-    if (r.status === 2) {
-      expect(r.stderr).toMatch(
-        /jemalloc is not installed .*\nInstall it \(Debian\/Ubuntu: apt-get install libjemalloc2/,
-      );
-    } else {
-      // Installed on this machine: found in the standard directories despite the extra path.
-      expect(r.status).toBe(3);
-    }
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(
+      /jemalloc is not installed .*\nInstall it \(Debian\/Ubuntu: apt-get install libjemalloc2/,
+    );
   });
 
   it('exits as the app did when a signal killed it (128 + signal number)', () => {
@@ -265,6 +261,11 @@ describe('fragstat plot', () => {
           return false;
         }
       });
+    // Without the optional allocators only glibc's samples exist: a copy stands in for a second run.
+    if (files.length === 1) {
+      files.push(path.join(dir, 'glibc-again.ndjson'));
+      writeFileSync(files[1], readFileSync(files[0]));
+    }
     const many = path.join(dir, 'many.svg');
     r = fragstat(['plot', ...files, '-o', many]);
     expect(r.status, r.stderr).toBe(0);

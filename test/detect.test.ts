@@ -233,7 +233,10 @@ describe('compiled addon missing (a libc with no prebuild and no build, as on Al
   it('still loads, says why, and reports RSS only', () => {
     const r = evalJson<Probe>(probe, { env: { PREBUILDS_ONLY: '1', LIBC: 'musl' } });
     expect(r.info).toMatchObject({ name: 'unknown', native: false, hasStats: false, canTrim: false });
-    expect(r.info.limitations).toMatch(/compiled addon did not load/);
+    // Why (no prebuild for this libc), and what to do: the build tools, and the command.
+    expect(r.info.limitations).toMatch(/no prebuilt addon fits this system \(.*libc=musl/);
+    expect(r.info.limitations).toMatch(/Alpine: apk add build-base python3/);
+    expect(r.info.limitations).toMatch(/"npx node-gyp rebuild" in \S+\/native$/);
     expect(r.snap.rssBytes!).toBeGreaterThan(10 * 1024 * 1024);
     expect(r.snap.allocatedBytes).toBeNull();
     expect(r.detail.detail).toBeNull();

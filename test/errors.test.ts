@@ -73,7 +73,7 @@ describe('the internal binding refuses what would crash it', () => {
   it('throws on a missing or wrong target array instead of writing past it', () => {
     const r = runNode([
       '-e',
-      `const b = require('node-gyp-build')(process.cwd());
+      `const b = require('node-gyp-build')(require('node:path').join(process.cwd(), 'native'));
        const errors = [];
        const attempt = (fn) => { try { fn(); errors.push('no error'); } catch (e) { errors.push(e.constructor.name); } };
        attempt(() => b.snapshot(false));

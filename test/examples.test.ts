@@ -2,6 +2,8 @@
 // one verbatim, so the README's examples are the ones tested here.
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { root, runNode } from './helpers';
@@ -86,6 +88,20 @@ describe('examples', () => {
         expect(res.status, authorization).toBe(401);
       }
     });
+  });
+
+  it('express.js: a busy PORT is reported as EADDRINUSE, not a TypeError', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = busy.address() as AddressInfo;
+      const r = runNode([path.join(examples, 'express.js')], { env: { PORT: String(port) } });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/EADDRINUSE/);
+      expect(r.stderr).not.toMatch(/TypeError/);
+    } finally {
+      busy.close();
+    }
   });
 
   it('fastify.js: health', async () => {

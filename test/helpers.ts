@@ -50,6 +50,13 @@ export interface RunResult {
   stderr: string;
 }
 
+/**
+ * The command the tests' child processes run as node: FRAGSTAT_TEST_NODE (space-separated, e.g.
+ * another Node version's binary, or an emulator followed by an arm64 node), else this Node.
+ */
+export const nodeCommand: string[] = (process.env.FRAGSTAT_TEST_NODE ?? '').split(' ').filter(Boolean);
+if (nodeCommand.length === 0) nodeCommand.push(process.execPath);
+
 /** Runs node with `args` in a child process, optionally with an allocator preloaded. */
 export function runNode(
   args: string[],
@@ -72,7 +79,7 @@ export function runNode(
     if (lib === null) throw new Error(`${options.preload} is not installed`);
     env.LD_PRELOAD = lib;
   }
-  const r = spawnSync(process.execPath, args, {
+  const r = spawnSync(nodeCommand[0], [...nodeCommand.slice(1), ...args], {
     cwd: root,
     env,
     encoding: 'utf8',

@@ -5,18 +5,21 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { root, runNode } from './helpers';
+import { root, runNode, systemCommand } from './helpers';
 
-const prebuildDir = path.join(root, 'prebuilds', `linux-${process.arch}`);
+const prebuildDir = (arch: string) => path.join(root, 'native/prebuilds', `linux-${arch}`);
 
-function prebuildFile(): string {
-  const files = existsSync(prebuildDir) ? readdirSync(prebuildDir).filter((f) => f.endsWith('.node')) : [];
-  expect(files, `no prebuild in ${prebuildDir}: run npm run prebuild`).toHaveLength(1);
-  return path.join(prebuildDir, files[0]);
+function prebuildFile(arch: string = process.arch): string {
+  const dir = prebuildDir(arch);
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.node')) : [];
+  expect(files, `no prebuild in ${dir}: run npm run build:prebuilds`).toHaveLength(1);
+  return path.join(dir, files[0]);
 }
 
 beforeAll(() => {
-  if (!existsSync(prebuildDir)) execFileSync('npm', ['run', 'prebuild'], { cwd: root, stdio: 'ignore' });
+  if (!existsSync(prebuildDir(process.arch))) {
+    execFileSync('npm', ['run', 'build:prebuilds'], { cwd: root, stdio: 'ignore' });
+  }
 });
 
 describe('entry points', () => {
@@ -27,9 +30,9 @@ describe('entry points', () => {
       `import * as esm from 'fragstat';
        import { createRequire } from 'node:module';
        const cjs = createRequire(import.meta.url)('fragstat');
-       const names = Object.keys(esm).sort();
+       const names = Object.keys(esm).filter((n) => n !== 'default').sort();
        process.stdout.write(JSON.stringify({ names, cjsNames: Object.keys(cjs).sort(),
-         same: names.every((n) => esm[n] === cjs[n]), name: esm.allocator().name }));`,
+         same: names.every((n) => esm[n] === cjs[n]), whole: esm.default === cjs, name: esm.allocator().name }));`,
     ]);
     expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout);
@@ -38,6 +41,8 @@ describe('entry points', () => {
       expect.arrayContaining(['allocator', 'snapshot', 'snapshotAsync', 'trim', 'trimSync', 'monitor']),
     );
     expect(out.same).toBe(true);
+    // import fragstat from 'fragstat' is the CommonJS module itself.
+    expect(out.whole).toBe(true);
     expect(out.name).toBe('glibc');
   });
 
@@ -79,12 +84,21 @@ describe('entry points', () => {
     expect(r.stdout.trim()).toBe('glibc');
   });
 
-  it('installs nothing surprising: the only install step is node-gyp-build', () => {
+  it('installs without running anything: no install scripts, no binding.gyp at the root', () => {
+    // npm, pnpm and Yarn all run `node-gyp rebuild` for a package with a binding.gyp at its root
+    // (pnpm and Yarn even with "gypfile": false), and pnpm and Yarn 4 hold back or refuse
+    // dependencies' install scripts. The prebuilds load without either.
     const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
-    expect(pkg.scripts.install).toBe('node-gyp-build');
-    expect(pkg.scripts.preinstall).toBeUndefined();
-    expect(pkg.scripts.postinstall).toBeUndefined();
-    expect(Object.keys(pkg.dependencies).sort()).toEqual(['node-addon-api', 'node-gyp-build']);
+    for (const script of ['preinstall', 'install', 'postinstall']) {
+      expect(pkg.scripts[script], script).toBeUndefined();
+    }
+    expect(pkg.gypfile).toBeUndefined();
+    expect(existsSync(path.join(root, 'binding.gyp'))).toBe(false);
+    expect(existsSync(path.join(root, 'native/binding.gyp'))).toBe(true);
+    // node-addon-api only serves a build from source: an optional peer, so that Yarn 4 does not
+    // fetch node-gyp for it (its scripts name node-gyp).
+    expect(Object.keys(pkg.dependencies)).toEqual(['node-gyp-build']);
+    expect(pkg.peerDependenciesMeta['node-addon-api']).toEqual({ optional: true });
   });
 });
 
@@ -109,48 +123,65 @@ describe('prebuild', () => {
     expect(out.allocated).toBeGreaterThan(0);
   });
 
-  it('asks no more of the system than Node 20 does (GLIBC_2.28, GLIBCXX_3.4.21) and links no allocator symbol', () => {
-    const dump = execFileSync('objdump', ['-T', prebuildFile()], { encoding: 'utf8' });
-    const versions = (prefix: string) =>
-      [...dump.matchAll(new RegExp(`\\b${prefix}_([0-9.]+)`, 'g'))].map((m) => m[1].split('.').map(Number));
-    const newer = (v: number[], limit: number[]) => {
-      for (let i = 0; i < Math.max(v.length, limit.length); i++) {
-        if ((v[i] ?? 0) !== (limit[i] ?? 0)) return (v[i] ?? 0) > (limit[i] ?? 0);
-      }
-      return false;
-    };
-    const glibc = versions('GLIBC');
-    expect(glibc.length).toBeGreaterThan(0);
-    expect(glibc.filter((v) => newer(v, [2, 28])).map((v) => v.join('.'))).toEqual([]);
-    expect(
-      versions('GLIBCXX')
-        .filter((v) => newer(v, [3, 4, 21]))
-        .map((v) => v.join('.')),
-    ).toEqual([]);
-    expect(
-      versions('CXXABI')
-        .filter((v) => newer(v, [1, 3, 9]))
-        .map((v) => v.join('.')),
-    ).toEqual([]);
-    // dlsym itself must be the old GLIBC_2.2.5 version, not 2.34's.
-    expect(dump).toMatch(/\(?GLIBC_2\.2\.5\)?\s+dlsym\b/);
-    const undefinedSymbols = dump
-      .split('\n')
-      .filter((l) => l.includes('*UND*'))
-      .map((l) => l.trim().split(/\s+/).pop());
-    for (const sym of [
-      'mallinfo',
-      'mallinfo2',
-      'malloc_info',
-      'malloc_trim',
-      'gnu_get_libc_version',
-      'mallctl',
-      'mallctlbymib',
-      'MallocExtension_GetNumericProperty',
-      'mi_collect',
-      'mi_process_info',
-    ]) {
-      expect(undefinedSymbols).not.toContain(sym);
-    }
-  });
+  // Each architecture's prebuild, read with that architecture's objdump (the cross binutils for
+  // the one this machine does not run); dlsym's oldest version differs per architecture.
+  const targets = [
+    { arch: 'x64', triplet: 'x86_64-linux-gnu', debian: 'binutils-x86-64-linux-gnu', dlsym: '2\\.2\\.5' },
+    { arch: 'arm64', triplet: 'aarch64-linux-gnu', debian: 'binutils-aarch64-linux-gnu', dlsym: '2\\.17' },
+  ];
+  for (const t of targets) {
+    const objdump = t.arch === process.arch ? 'objdump' : systemCommand(`${t.triplet}-objdump`, t.debian);
+    it.runIf(objdump)(
+      `linux-${t.arch}: asks no more of the system than Node 20 does (GLIBC_2.28, GLIBCXX_3.4.21) and links no allocator symbol`,
+      () => {
+        const dump = execFileSync(objdump!, ['-T', prebuildFile(t.arch)], { encoding: 'utf8' });
+        expect(dump).toMatch(
+          t.arch === 'x64' ? /file format elf64-x86-64/ : /file format elf64-littleaarch64/,
+        );
+        const versions = (prefix: string) =>
+          [...dump.matchAll(new RegExp(`\\b${prefix}_([0-9.]+)`, 'g'))].map((m) =>
+            m[1].split('.').map(Number),
+          );
+        const newer = (v: number[], limit: number[]) => {
+          for (let i = 0; i < Math.max(v.length, limit.length); i++) {
+            if ((v[i] ?? 0) !== (limit[i] ?? 0)) return (v[i] ?? 0) > (limit[i] ?? 0);
+          }
+          return false;
+        };
+        const glibc = versions('GLIBC');
+        expect(glibc.length).toBeGreaterThan(0);
+        expect(glibc.filter((v) => newer(v, [2, 28])).map((v) => v.join('.'))).toEqual([]);
+        expect(
+          versions('GLIBCXX')
+            .filter((v) => newer(v, [3, 4, 21]))
+            .map((v) => v.join('.')),
+        ).toEqual([]);
+        expect(
+          versions('CXXABI')
+            .filter((v) => newer(v, [1, 3, 9]))
+            .map((v) => v.join('.')),
+        ).toEqual([]);
+        // dlsym itself must be the architecture's oldest version, not 2.34's.
+        expect(dump).toMatch(new RegExp(`\\(?GLIBC_${t.dlsym}\\)?\\s+dlsym\\b`));
+        const undefinedSymbols = dump
+          .split('\n')
+          .filter((l) => l.includes('*UND*'))
+          .map((l) => l.trim().split(/\s+/).pop());
+        for (const sym of [
+          'mallinfo',
+          'mallinfo2',
+          'malloc_info',
+          'malloc_trim',
+          'gnu_get_libc_version',
+          'mallctl',
+          'mallctlbymib',
+          'MallocExtension_GetNumericProperty',
+          'mi_collect',
+          'mi_process_info',
+        ]) {
+          expect(undefinedSymbols).not.toContain(sym);
+        }
+      },
+    );
+  }
 });

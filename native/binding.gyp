@@ -1,19 +1,21 @@
+# In native/, not at the package root: a binding.gyp at the root makes npm, pnpm and Yarn run
+# node-gyp at install. fragstat ships prebuilds instead (README, Install).
 {
   "targets": [
     {
       "target_name": "fragstat",
       "sources": [
-        "native/addon.cc",
-        "native/detect.cc",
-        "native/glibc.cc",
-        "native/jemalloc.cc",
-        "native/mimalloc.cc",
-        "native/probe.cc",
-        "native/rss.cc",
-        "native/symbols.cc",
-        "native/tcmalloc.cc",
-        "native/tunables.cc",
-        "native/unknown.cc"
+        "addon.cc",
+        "detect.cc",
+        "glibc.cc",
+        "jemalloc.cc",
+        "mimalloc.cc",
+        "probe.cc",
+        "rss.cc",
+        "symbols.cc",
+        "tcmalloc.cc",
+        "tunables.cc",
+        "unknown.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
