@@ -8,6 +8,7 @@
         "native/glibc.cc",
         "native/jemalloc.cc",
         "native/mimalloc.cc",
+        "native/profile.cc",
         "native/rss.cc",
         "native/symbols.cc",
         "native/tcmalloc.cc"

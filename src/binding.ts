@@ -52,6 +52,19 @@ export interface NativeDetail {
   mmapBytes: number | null;
 }
 
+/** jemalloc's heap profiler as mallctl reports it (all false when jemalloc does not serve malloc). */
+export interface NativeProfileState {
+  jemalloc: boolean;
+  /** Built with profiling (config.prof). */
+  config: boolean;
+  /** Started with profiling (opt.prof). */
+  enabled: boolean;
+  /** Sampling now (prof.active). */
+  active: boolean;
+  /** prof.lg_sample: log2 of the mean bytes between samples. */
+  lgSample: number | null;
+}
+
 export interface NativeBinding {
   allocator(): NativeAllocatorInfo;
   /** Pins the arrays that snapshot() and trimSync() write into, for this thread. */
@@ -66,6 +79,13 @@ export interface NativeBinding {
   rssBytesReopen(): number;
   /** Benchmark only: mean ns of the raw allocator + RSS reading, looped in C++. */
   rawReadNs(iterations: number): number;
+  profileState(): NativeProfileState;
+  /** Sets prof.active; returns the value it had. */
+  profileSetActive(active: boolean): boolean;
+  /** prof.dump into a private file in `dir`, read back and removed (on a pool thread). */
+  profileDump(dir: string): Promise<{ text: string; durationMs: number }>;
+  /** Demangled C++ names, "" for a name that is not mangled. */
+  demangle(names: string[]): string[];
   readonly SNAPSHOT_SLOTS: number;
   readonly TRIM_SLOTS: number;
 }
@@ -115,6 +135,10 @@ function fallback(reason: string): NativeBinding {
     rssBytes: rss,
     rssBytesReopen: rss,
     rawReadNs: () => NaN,
+    profileState: () => ({ jemalloc: false, config: false, enabled: false, active: false, lgSample: null }),
+    profileSetActive: () => false,
+    profileDump: () => Promise.reject(new Error(reason)),
+    demangle: (names) => names.map(() => ''),
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 6,
   };

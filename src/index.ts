@@ -36,3 +36,13 @@ export {
   type PromRegistry,
 } from './prometheus';
 export { registerOpenTelemetry, type OpenTelemetryOptions, type OtelMeter } from './opentelemetry';
+export {
+  heapProfile,
+  heapProfilerStatus,
+  setHeapProfilerActive,
+  profilingCommand,
+  type HeapProfile,
+  type HeapProfileOptions,
+  type HeapProfilerStatus,
+  type TopEntry,
+} from './profile';
