@@ -239,6 +239,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("profileState", &FragstatAddon::ProfileStateJs),
                              InstanceMethod("profileSetActive", &FragstatAddon::ProfileSetActive),
                              InstanceMethod("profileDump", &FragstatAddon::ProfileDump),
+                             InstanceMethod("profileDumpSync", &FragstatAddon::ProfileDumpSync),
                              InstanceMethod("demangle", &FragstatAddon::DemangleJs),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
@@ -365,6 +366,18 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
+  }
+
+  // On the calling thread: for process exit, where no pool work can complete.
+  Napi::Value ProfileDumpSync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "fragstat internal: expected a directory");
+    DumpResult r = DumpProfile(info[0].As<Napi::String>().Utf8Value());
+    if (!r.status.ok()) throw CodedError(env, r.status);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("text", Napi::String::New(env, r.text));
+    o.Set("durationMs", r.duration_ms);
+    return o;
   }
 
   // Demangles a batch of symbol names; "" for a name that is not a mangled C++ name.

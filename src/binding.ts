@@ -84,6 +84,8 @@ export interface NativeBinding {
   profileSetActive(active: boolean): boolean;
   /** prof.dump into a private file in `dir`, read back and removed (on a pool thread). */
   profileDump(dir: string): Promise<{ text: string; durationMs: number }>;
+  /** The same on the calling thread (for process exit). */
+  profileDumpSync(dir: string): { text: string; durationMs: number };
   /** Demangled C++ names, "" for a name that is not mangled. */
   demangle(names: string[]): string[];
   readonly SNAPSHOT_SLOTS: number;
@@ -138,6 +140,9 @@ function fallback(reason: string): NativeBinding {
     profileState: () => ({ jemalloc: false, config: false, enabled: false, active: false, lgSample: null }),
     profileSetActive: () => false,
     profileDump: () => Promise.reject(new Error(reason)),
+    profileDumpSync: () => {
+      throw new Error(reason);
+    },
     demangle: (names) => names.map(() => ''),
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 6,

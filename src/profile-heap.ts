@@ -27,9 +27,6 @@ export interface HeapStack {
 
 export interface HeapDump {
   samplePeriodBytes: number;
-  /** The whole-process line (t*), as dumped. */
-  totalSampledObjects: number;
-  totalSampledBytes: number;
   stacks: HeapStack[];
   /** The /proc/self/maps copy that follows MAPPED_LIBRARIES:, or '' when absent. */
   maps: string;
@@ -53,13 +50,10 @@ export function parseHeapV2(text: string): HeapDump {
   }
   const dump: HeapDump = {
     samplePeriodBytes: Number(head[1]),
-    totalSampledObjects: 0,
-    totalSampledBytes: 0,
     stacks: [],
     maps: '',
   };
   let current: HeapStack | null = null;
-  let sawTotal = false;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
     if (line.startsWith('@')) {
@@ -85,17 +79,12 @@ export function parseHeapV2(text: string): HeapDump {
       break;
     }
     const m = counts.exec(line);
-    if (m) {
-      if (current) {
-        current.sampledObjects = Number(m[1]);
-        current.sampledBytes = Number(m[2]);
-      } else if (!sawTotal) {
-        dump.totalSampledObjects = Number(m[1]);
-        dump.totalSampledBytes = Number(m[2]);
-        sawTotal = true;
-      }
+    if (m && current) {
+      current.sampledObjects = Number(m[1]);
+      current.sampledBytes = Number(m[2]);
     }
-    // per-thread lines (t0:, t1: ...) and blank lines carry nothing the profile needs
+    // The header's own t* line is not used: in jemalloc 5.3 it does not add up the stacks below
+    // it. Per-thread lines (t0:, t1: ...) and blank lines carry nothing the profile needs.
   }
   return dump;
 }

@@ -35,7 +35,7 @@ export interface HeapProfile {
   sampledObjects: number;
   /** Whether jemalloc was sampling (prof.active) when the profile was taken. */
   active: boolean;
-  /** Time the dump held jemalloc's profiling locks, ms. */
+  /** Time the dump held jemalloc's profiling locks, ms (NaN for a dump read from a file). */
   dumpMs: number;
   /** Whether this is a difference against `base`. */
   diff: boolean;
@@ -155,6 +155,45 @@ export async function heapProfile(options?: HeapProfileOptions): Promise<HeapPro
   if (!status.available) throw unavailable(status.reason!);
   const timeMs = Date.now();
   const { text, durationMs } = await binding.profileDump(process.env.TMPDIR || tmpdir());
+  return fromDump(text, {
+    base,
+    limit,
+    timeMs,
+    dumpMs: durationMs,
+    active: status.active,
+    allocatorName: allocator().name,
+  });
+}
+
+/**
+ * A profile from a heap_v2 dump written by a process (possibly another one that has exited: the
+ * dump carries its mappings, and the mapped files are read from disk). For `fragstat run --profile`.
+ */
+export async function heapProfileFromDump(
+  text: string,
+  options: { base?: Uint8Array; top?: number; timeMs?: number } = {},
+): Promise<HeapProfile> {
+  return fromDump(text, {
+    base: options.base ? readPprof(decodePprof(options.base)).stacks : null,
+    limit: options.top ?? 25,
+    timeMs: options.timeMs ?? Date.now(),
+    dumpMs: NaN,
+    active: true,
+    allocatorName: 'jemalloc',
+  });
+}
+
+interface FromDump {
+  base: StackValue[] | null;
+  limit: number;
+  timeMs: number;
+  dumpMs: number;
+  active: boolean;
+  allocatorName: AllocatorName;
+}
+
+async function fromDump(text: string, o: FromDump): Promise<HeapProfile> {
+  const { base, limit, timeMs } = o;
   const dump = parseHeapV2(text);
   const maps = parseMaps(dump.maps || readFileSync('/proc/self/maps', 'utf8'));
   const symbolizer = new Symbolizer(maps, (names) => binding.demangle(names));
@@ -202,12 +241,12 @@ export async function heapProfile(options?: HeapProfileOptions): Promise<HeapPro
     comment: base ? 'fragstat heap profile: change since the base profile' : 'fragstat heap profile',
   });
   return {
-    allocator: allocator().name,
+    allocator: o.allocatorName,
     samplePeriodBytes: dump.samplePeriodBytes,
     sampledBytes: Math.round(stacks.reduce((t, s) => t + s.bytes, 0)),
     sampledObjects: Math.round(stacks.reduce((t, s) => t + s.objects, 0)),
-    active: status.active,
-    dumpMs: durationMs,
+    active: o.active,
+    dumpMs: o.dumpMs,
     diff: base !== null,
     pprof,
     top: topTable(named, limit),

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { findLibrary, libraries, type Preloadable } from '../libraries';
 import { renderSvg, type Series } from './plot';
+import { profileCommand, ProfileUsageError, startProfile, type ProfileSession } from './profile';
 
 export const usage = `Usage:
   fragstat run [options] -- <command> [args...]
@@ -17,6 +18,11 @@ export const usage = `Usage:
       --out <file>         write every sample as one JSON line (NDJSON)
       --detail             detail samples (glibc arenas, largest free chunk)
       --quiet              no live summary
+      --profile <file>     jemalloc heap profile (pprof) of the application, written on SIGUSR2
+                           and when it exits (implies --allocator jemalloc)
+      --profile-inactive   with --profile: start sampling at the first SIGUSR2, not at start
+  fragstat profile <file> [--top N]
+      Prints the functions holding the most memory in a heap profile written by run --profile.
   fragstat plot <samples.ndjson>... -o <chart.svg> [--metric rss|allocated|free|heap]
       Draws RSS, allocated and free memory over time; with several files, one line per file
       (RSS unless --metric says otherwise).
@@ -43,6 +49,8 @@ interface RunOptions {
   out: string | null;
   detail: boolean;
   quiet: boolean;
+  profile: string | null;
+  profileInactive: boolean;
   command: string[];
 }
 
@@ -53,6 +61,8 @@ export function parseRun(args: string[]): RunOptions {
     out: null,
     detail: false,
     quiet: false,
+    profile: null,
+    profileInactive: false,
     command: [],
   };
   for (let i = 0; i < args.length; i++) {
@@ -77,10 +87,19 @@ export function parseRun(args: string[]): RunOptions {
     else if (a === '--out') o.out = value();
     else if (a === '--detail') o.detail = true;
     else if (a === '--quiet') o.quiet = true;
+    else if (a === '--profile') o.profile = value();
+    else if (a === '--profile-inactive') o.profileInactive = true;
     else throw new UsageError(`unknown option ${JSON.stringify(a)} for run`);
   }
   if (o.command.length === 0)
     throw new UsageError('run needs a command after --, e.g. fragstat run -- node app.js');
+  if (o.profileInactive && !o.profile) throw new UsageError('--profile-inactive needs --profile <file>');
+  if (o.profile) {
+    if (o.allocator === 'tcmalloc' || o.allocator === 'mimalloc') {
+      throw new UsageError(`--profile uses jemalloc's heap profiler: it cannot run under ${o.allocator}`);
+    }
+    o.allocator = 'jemalloc';
+  }
   return o;
 }
 
@@ -115,6 +134,14 @@ async function run(o: RunOptions): Promise<number> {
   env.FRAGSTAT_RUN_FD = '3';
   env.FRAGSTAT_RUN_INTERVAL_MS = String(o.intervalMs);
   env.FRAGSTAT_RUN_DETAIL = o.detail ? '1' : '0';
+  let profile: ProfileSession | null = null;
+  if (o.profile) {
+    try {
+      profile = startProfile(o.profile, o.profileInactive, env);
+    } catch (err) {
+      throw new CliError(`cannot write ${o.profile}: ${(err as Error).message}`);
+    }
+  }
 
   // Open the output before starting anything, so a bad path fails here and not mid-run.
   let out: WriteStream | null = null;
@@ -141,9 +168,11 @@ async function run(o: RunOptions): Promise<number> {
   const onInt = () => {};
   const onTerm = () => child.kill('SIGTERM');
   const onHup = () => child.kill('SIGHUP');
+  const onUsr2 = () => child.kill('SIGUSR2');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   process.on('SIGHUP', onHup);
+  if (profile) process.on('SIGUSR2', onUsr2);
 
   const tty = process.stderr.isTTY;
   let samples = 0;
@@ -173,6 +202,8 @@ async function run(o: RunOptions): Promise<number> {
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);
   process.off('SIGHUP', onHup);
+  process.off('SIGUSR2', onUsr2);
+  await profile?.finish();
   if (tty && !o.quiet && samples) process.stderr.write('\n');
   const stream = out as WriteStream | null;
   if (stream) await new Promise((r) => stream.end(r));
@@ -253,11 +284,21 @@ function plot(args: string[]): number {
   return 0;
 }
 
+function profileTable(args: string[]): number {
+  try {
+    return profileCommand(args);
+  } catch (err) {
+    if (err instanceof ProfileUsageError) throw new UsageError(err.message);
+    throw new CliError((err as Error).message);
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === 'run') return await run(parseRun(rest));
     if (command === 'plot') return plot(rest);
+    if (command === 'profile') return profileTable(rest);
     if (command === '--help' || command === '-h' || command === 'help') {
       process.stdout.write(`${usage}\n`);
       return 0;
