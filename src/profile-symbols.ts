@@ -1,8 +1,9 @@
 // Native frames to function names, in-process: the mappings of /proc/self/maps (or the copy a heap
 // dump carries), and the ELF symbol tables (.symtab and .dynsym) of each mapped object, read from
 // disk with positioned reads of the headers and the two tables only (the node binary is ~100 MB;
-// its symbol tables a few). No N-API here: demangling is passed in.
+// its symbol tables ~17 MB with their strings). No N-API here: demangling is passed in.
 import { open, type FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
 
 export interface Mapping {
   start: number;
@@ -56,117 +57,72 @@ interface Segment {
   filesz: number;
 }
 
-/** One ELF object's function symbols, sorted by address, with what load-bias arithmetic needs. */
-export class ElfSymbols {
+interface SymbolSection {
+  offset: number;
+  size: number;
+  strOffset: number;
+  strSize: number;
+}
+
+// Symbols scanned between two turns of the event loop, so that a large table (node has ~190 k)
+// never holds the JS thread for long.
+const SCAN_CHUNK = 8192;
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * One ELF object: its PT_LOAD segments (for load-bias arithmetic) and where its symbol tables
+ * are. The tables themselves are read only while names are looked up, and not kept.
+ */
+export class ElfFile {
   private constructor(
+    readonly file: string,
     readonly segments: Segment[],
-    private readonly values: Float64Array,
-    private readonly ends: Float64Array,
-    private readonly names: string[],
+    private readonly tables: SymbolSection[],
   ) {}
 
-  get size(): number {
-    return this.values.length;
-  }
-
-  /** Reads the ELF headers and symbol tables of `file`. Throws when it is not a 64-bit little-endian ELF. */
-  static async load(file: string): Promise<ElfSymbols> {
-    const fh = await open(file, 'r');
-    try {
-      return await ElfSymbols.read(fh, file);
-    } finally {
-      await fh.close();
-    }
-  }
-
-  private static async read(fh: FileHandle, file: string): Promise<ElfSymbols> {
-    const at = async (position: number, length: number): Promise<Buffer> => {
-      const buf = Buffer.alloc(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await fh.read(buf, done, length - done, position + done);
-        if (bytesRead === 0) throw new Error(`${file}: truncated at ${position + done}`);
-        done += bytesRead;
+  /** Reads the ELF and section headers. Throws when `file` is not a 64-bit little-endian ELF. */
+  static async open(file: string): Promise<ElfFile> {
+    return withFile(file, async (at) => {
+      const eh = await at(0, 64);
+      if (eh.readUInt32BE(0) !== 0x7f454c46 || eh[4] !== 2 || eh[5] !== 1) {
+        throw new Error(`${file}: not a 64-bit little-endian ELF object`);
       }
-      return buf;
-    };
-    const eh = await at(0, 64);
-    if (eh.readUInt32BE(0) !== 0x7f454c46 || eh[4] !== 2 || eh[5] !== 1) {
-      throw new Error(`${file}: not a 64-bit little-endian ELF object`);
-    }
-    const n = (b: Buffer, off: number) => Number(b.readBigUInt64LE(off));
-    const phoff = n(eh, 0x20);
-    const shoff = n(eh, 0x28);
-    const phentsize = eh.readUInt16LE(0x36);
-    const phnum = eh.readUInt16LE(0x38);
-    const shentsize = eh.readUInt16LE(0x3a);
-    const shnum = eh.readUInt16LE(0x3c);
-
-    const segments: Segment[] = [];
-    if (phnum > 0) {
-      const ph = await at(phoff, phentsize * phnum);
-      for (let i = 0; i < phnum; i++) {
-        const o = i * phentsize;
-        if (ph.readUInt32LE(o) !== 1) continue; // PT_LOAD
-        segments.push({ offset: n(ph, o + 8), vaddr: n(ph, o + 16), filesz: n(ph, o + 32) });
-      }
-    }
-
-    const entries: { value: number; end: number; name: number; table: number }[] = [];
-    const strtabs: Buffer[] = [];
-    if (shnum > 0 && shoff > 0) {
-      const sh = await at(shoff, shentsize * shnum);
-      const section = (i: number) => {
-        const o = i * shentsize;
-        return {
-          type: sh.readUInt32LE(o + 4),
-          offset: n(sh, o + 24),
-          size: n(sh, o + 32),
-          link: sh.readUInt32LE(o + 40),
-        };
-      };
-      for (let i = 0; i < shnum; i++) {
-        const s = section(i);
-        if (s.type !== 2 && s.type !== 11) continue; // SHT_SYMTAB, SHT_DYNSYM
-        if (s.link >= shnum) continue;
-        const strs = section(s.link);
-        const symbols = await at(s.offset, s.size);
-        const strings = await at(strs.offset, strs.size);
-        const table = strtabs.push(strings) - 1;
-        for (let o = 0; o + 24 <= symbols.length; o += 24) {
-          const type = symbols[o + 4] & 0xf;
-          // STT_FUNC, STT_GNU_IFUNC, and STT_NOTYPE (V8's embedded builtins are untyped labels)
-          if (type !== 2 && type !== 10 && type !== 0) continue;
-          if (symbols.readUInt16LE(o + 6) === 0) continue; // SHN_UNDEF
-          const value = n(symbols, o + 8);
-          const name = symbols.readUInt32LE(o);
-          if (value === 0 || name === 0) continue;
-          const size = n(symbols, o + 16);
-          entries.push({ value, end: size > 0 ? value + size : 0, name, table });
+      const phoff = u64(eh, 0x20);
+      const shoff = u64(eh, 0x28);
+      const phentsize = eh.readUInt16LE(0x36);
+      const phnum = eh.readUInt16LE(0x38);
+      const shentsize = eh.readUInt16LE(0x3a);
+      const shnum = eh.readUInt16LE(0x3c);
+      const segments: Segment[] = [];
+      if (phnum > 0) {
+        const ph = await at(phoff, phentsize * phnum);
+        for (let i = 0; i < phnum; i++) {
+          const o = i * phentsize;
+          if (ph.readUInt32LE(o) !== 1) continue; // PT_LOAD
+          segments.push({ offset: u64(ph, o + 8), vaddr: u64(ph, o + 16), filesz: u64(ph, o + 32) });
         }
       }
-    }
-    // Sized symbols win over unsized ones at the same address, then the longer one.
-    entries.sort((a, b) => a.value - b.value || Number(b.end > 0) - Number(a.end > 0) || b.end - a.end);
-    const values: number[] = [];
-    const ends: number[] = [];
-    const names: string[] = [];
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      if (values.length && values[values.length - 1] === e.value) continue;
-      const strings = strtabs[e.table];
-      const stop = strings.indexOf(0, e.name);
-      const name = strings.toString('latin1', e.name, stop < 0 ? strings.length : stop);
-      if (name.startsWith('.L') || name.startsWith('$')) continue;
-      values.push(e.value);
-      // An unsized symbol reaches to the next one.
-      ends.push(e.end > 0 ? e.end : Infinity);
-      names.push(name);
-    }
-    for (let i = 0; i < ends.length; i++) {
-      if (ends[i] === Infinity) ends[i] = i + 1 < values.length ? values[i + 1] : values[i] + 1;
-    }
-    return new ElfSymbols(segments, Float64Array.from(values), Float64Array.from(ends), names);
+      const tables: SymbolSection[] = [];
+      if (shnum > 0 && shoff > 0) {
+        const sh = await at(shoff, shentsize * shnum);
+        const section = (i: number) => {
+          const o = i * shentsize;
+          return {
+            type: sh.readUInt32LE(o + 4),
+            offset: u64(sh, o + 24),
+            size: u64(sh, o + 32),
+            link: sh.readUInt32LE(o + 40),
+          };
+        };
+        for (let i = 0; i < shnum; i++) {
+          const s = section(i);
+          if ((s.type !== 2 && s.type !== 11) || s.link >= shnum) continue; // SHT_SYMTAB, SHT_DYNSYM
+          const strs = section(s.link);
+          tables.push({ offset: s.offset, size: s.size, strOffset: strs.offset, strSize: strs.size });
+        }
+      }
+      return new ElfFile(file, segments, tables);
+    });
   }
 
   /**
@@ -182,20 +138,98 @@ export class ElfSymbols {
     return fileOffset;
   }
 
-  /** The (mangled) name of the function that holds `vaddr`, or null. */
-  lookup(vaddr: number): string | null {
-    let lo = 0;
-    let hi = this.values.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.values[mid] <= vaddr) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
+  /**
+   * Names the functions that hold `vaddrs`: the sized function symbol (STT_FUNC, STT_GNU_IFUNC)
+   * that contains the address, else the nearest unsized symbol below it. One pass over each
+   * table; no table is sorted or kept.
+   */
+  async lookup(vaddrs: number[]): Promise<Map<number, string>> {
+    const want = Float64Array.from(new Set(vaddrs)).sort();
+    const bestValue = new Float64Array(want.length).fill(-1);
+    const bestName: { table: Buffer; offset: number }[] = new Array(want.length);
+    const unsized: { value: number; strings: Buffer; name: number }[] = [];
+    await withFile(this.file, async (at) => {
+      for (const t of this.tables) {
+        const symbols = await at(t.offset, t.size);
+        const strings = await at(t.strOffset, t.strSize);
+        for (let o = 0; o + 24 <= symbols.length; o += 24) {
+          if (o % (24 * SCAN_CHUNK) === 0 && o > 0) await yieldToLoop();
+          const type = symbols[o + 4] & 0xf;
+          if (type !== 2 && type !== 10 && type !== 0) continue; // FUNC, GNU_IFUNC, NOTYPE
+          if (symbols.readUInt16LE(o + 6) === 0) continue; // SHN_UNDEF
+          const name = symbols.readUInt32LE(o);
+          const value = u64(symbols, o + 8);
+          if (value === 0 || name === 0) continue;
+          const size = u64(symbols, o + 16);
+          if (size === 0) {
+            if (strings[name] !== 0x2e && strings[name] !== 0x24) unsized.push({ value, strings, name }); // not .L, $
+            continue;
+          }
+          for (let j = lowerBound(want, value); j < want.length && want[j] < value + size; j++) {
+            if (value > bestValue[j]) {
+              bestValue[j] = value;
+              bestName[j] = { table: strings, offset: name };
+            }
+          }
+        }
+      }
+    });
+    unsized.sort((a, b) => a.value - b.value);
+    const out = new Map<number, string>();
+    for (let j = 0; j < want.length; j++) {
+      let hit = bestName[j];
+      if (!hit && unsized.length) {
+        let lo = 0;
+        let hi = unsized.length - 1;
+        let found = -1;
+        while (lo <= hi) {
+          const mid = (lo + hi) >> 1;
+          if (unsized[mid].value <= want[j]) {
+            found = mid;
+            lo = mid + 1;
+          } else hi = mid - 1;
+        }
+        if (found >= 0) hit = { table: unsized[found].strings, offset: unsized[found].name };
+      }
+      if (!hit) continue;
+      const stop = hit.table.indexOf(0, hit.offset);
+      out.set(want[j], hit.table.toString('latin1', hit.offset, stop < 0 ? hit.table.length : stop));
     }
-    if (found < 0 || vaddr >= this.ends[found]) return null;
-    return this.names[found];
+    return out;
+  }
+}
+
+// Two 32-bit reads: no BigInt per field (a table has ~190 k symbols). Exact below 2^53.
+const u64 = (b: Buffer, off: number) => b.readUInt32LE(off) + b.readUInt32LE(off + 4) * 0x100000000;
+
+function lowerBound(xs: Float64Array, v: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+type ReadAt = (position: number, length: number) => Promise<Buffer>;
+
+async function withFile<T>(file: string, fn: (at: ReadAt) => Promise<T>): Promise<T> {
+  const fh: FileHandle = await open(file, 'r');
+  try {
+    return await fn(async (position, length) => {
+      const buf = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+        if (bytesRead === 0) throw new Error(`${file}: truncated at ${position + done}`);
+        done += bytesRead;
+      }
+      return buf;
+    });
+  } finally {
+    await fh.close();
   }
 }
 
@@ -209,8 +243,9 @@ export interface Frame {
 }
 
 /**
- * Resolves addresses against one set of mappings. Symbol tables are cached per file path for the life
- * of the process; frames are cached per address within this symbolizer (one set of mappings).
+ * Resolves addresses against one set of mappings. ELF headers are cached per file path, and names
+ * per file and address, for the life of the process; symbol tables are read again only for
+ * addresses not seen before.
  */
 export class Symbolizer {
   private readonly frames = new Map<number, Frame>();
@@ -220,30 +255,42 @@ export class Symbolizer {
   ) {}
 
   async resolve(addresses: Iterable<number>): Promise<Map<number, Frame>> {
-    const todo: { address: number; mapping: Mapping | null; systemName: string }[] = [];
+    const byFile = new Map<string, { address: number; mapping: Mapping }[]>();
     for (const address of addresses) {
       if (this.frames.has(address)) continue;
       const mapping = findMapping(this.maps, address);
-      let systemName = '';
-      if (mapping && isFileBacked(mapping)) {
-        const symbols = await symbolsOf(mapping.path);
-        if (symbols) systemName = symbols.lookup(symbols.toVaddr(mapping, address)) ?? '';
+      if (!mapping || !isFileBacked(mapping)) {
+        this.frames.set(address, { name: '[jit]', systemName: '', mapping: null });
+        continue;
       }
-      todo.push({ address, mapping: mapping && isFileBacked(mapping) ? mapping : null, systemName });
+      let list = byFile.get(mapping.path);
+      if (!list) byFile.set(mapping.path, (list = []));
+      list.push({ address, mapping });
     }
-    const unique = [...new Set(todo.map((t) => t.systemName).filter((s) => s.startsWith('_Z')))].filter(
-      (s) => !demangled.has(s),
+    const found: { address: number; mapping: Mapping; systemName: string }[] = [];
+    for (const [file, list] of byFile) {
+      const elf = await elfOf(file);
+      const known = names.get(file) ?? new Map<number, string>();
+      names.set(file, known);
+      const vaddrs = list.map((e) => (elf ? elf.toVaddr(e.mapping, e.address) : NaN));
+      const missing = vaddrs.filter((v) => !Number.isNaN(v) && !known.has(v));
+      if (elf && missing.length) {
+        const got = await elf.lookup(missing).catch(() => new Map<number, string>());
+        for (const v of missing) known.set(v, got.get(v) ?? '');
+      }
+      list.forEach((e, i) => found.push({ ...e, systemName: known.get(vaddrs[i]) ?? '' }));
+    }
+    const unique = [...new Set(found.map((t) => t.systemName))].filter(
+      (s) => s.startsWith('_Z') && !demangled.has(s),
     );
     if (unique.length) {
       const out = this.demangle(unique);
       unique.forEach((s, i) => demangled.set(s, out[i] || s));
     }
-    for (const t of todo) {
+    for (const t of found) {
       const name = t.systemName
         ? (demangled.get(t.systemName) ?? t.systemName)
-        : t.mapping
-          ? `[unknown in ${t.mapping.path.split('/').pop()}]`
-          : '[jit]';
+        : `[unknown in ${path.basename(t.mapping.path)}]`;
       this.frames.set(t.address, { name, systemName: t.systemName, mapping: t.mapping });
     }
     return this.frames;
@@ -251,12 +298,13 @@ export class Symbolizer {
 }
 
 const demangled = new Map<string, string>();
-const elfCache = new Map<string, Promise<ElfSymbols | null>>();
+const names = new Map<string, Map<number, string>>();
+const elfCache = new Map<string, Promise<ElfFile | null>>();
 
-function symbolsOf(file: string): Promise<ElfSymbols | null> {
+function elfOf(file: string): Promise<ElfFile | null> {
   let p = elfCache.get(file);
   if (!p) {
-    p = ElfSymbols.load(file).catch(() => null);
+    p = ElfFile.open(file).catch(() => null);
     elfCache.set(file, p);
   }
   return p;
