@@ -146,55 +146,70 @@ export class ElfFile {
   async lookup(vaddrs: number[]): Promise<Map<number, string>> {
     const want = Float64Array.from(new Set(vaddrs)).sort();
     const bestValue = new Float64Array(want.length).fill(-1);
-    const bestName: { table: Buffer; offset: number }[] = new Array(want.length);
-    const unsized: { value: number; strings: Buffer; name: number }[] = [];
+    const bestName = new Float64Array(want.length).fill(-1); // file offset of the name
+    const unsized: { value: number; name: number }[] = [];
+    const out = new Map<number, string>();
     await withFile(this.file, async (at) => {
+      // One window, reused: the tables are streamed through it, so a profile leaves no large
+      // Buffers behind (they would show in the next profile as Buffer allocations).
+      const window = Buffer.allocUnsafe(24 * SCAN_CHUNK);
       for (const t of this.tables) {
-        const symbols = await at(t.offset, t.size);
-        const strings = await at(t.strOffset, t.strSize);
-        for (let o = 0; o + 24 <= symbols.length; o += 24) {
-          if (o % (24 * SCAN_CHUNK) === 0 && o > 0) await yieldToLoop();
-          const type = symbols[o + 4] & 0xf;
-          if (type !== 2 && type !== 10 && type !== 0) continue; // FUNC, GNU_IFUNC, NOTYPE
-          if (symbols.readUInt16LE(o + 6) === 0) continue; // SHN_UNDEF
-          const name = symbols.readUInt32LE(o);
-          const value = u64(symbols, o + 8);
-          if (value === 0 || name === 0) continue;
-          const size = u64(symbols, o + 16);
-          if (size === 0) {
-            if (strings[name] !== 0x2e && strings[name] !== 0x24) unsized.push({ value, strings, name }); // not .L, $
-            continue;
-          }
-          for (let j = lowerBound(want, value); j < want.length && want[j] < value + size; j++) {
-            if (value > bestValue[j]) {
-              bestValue[j] = value;
-              bestName[j] = { table: strings, offset: name };
+        for (let start = 0; start + 24 <= t.size; start += window.length) {
+          const length = Math.min(window.length, t.size - start);
+          const symbols = await at(t.offset + start, length - (length % 24), window);
+          for (let o = 0; o + 24 <= symbols.length; o += 24) {
+            const type = symbols[o + 4] & 0xf;
+            if (type !== 2 && type !== 10 && type !== 0) continue; // FUNC, GNU_IFUNC, NOTYPE
+            if (symbols.readUInt16LE(o + 6) === 0) continue; // SHN_UNDEF
+            const name = symbols.readUInt32LE(o);
+            const value = u64(symbols, o + 8);
+            if (value === 0 || name === 0) continue;
+            const size = u64(symbols, o + 16);
+            if (size === 0) {
+              unsized.push({ value, name: t.strOffset + name });
+              continue;
+            }
+            for (let j = lowerBound(want, value); j < want.length && want[j] < value + size; j++) {
+              if (value > bestValue[j]) {
+                bestValue[j] = value;
+                bestName[j] = t.strOffset + name;
+              }
             }
           }
+          await yieldToLoop();
         }
+      }
+      unsized.sort((x, y) => x.value - y.value);
+      const nameBuf = Buffer.allocUnsafe(256);
+      const readName = async (offset: number): Promise<string> => {
+        let name = '';
+        for (;;) {
+          const chunk = await at(offset, nameBuf.length, nameBuf, true);
+          const stop = chunk.indexOf(0);
+          name += chunk.toString('latin1', 0, stop < 0 ? chunk.length : stop);
+          if (stop >= 0 || chunk.length < nameBuf.length || name.length > 65536) return name;
+          offset += chunk.length;
+        }
+      };
+      for (let j = 0; j < want.length; j++) {
+        let offset = bestName[j];
+        if (offset < 0 && unsized.length) {
+          let lo = 0;
+          let hi = unsized.length - 1;
+          while (lo <= hi) {
+            const mid = (lo + hi) >> 1;
+            if (unsized[mid].value <= want[j]) {
+              offset = unsized[mid].name;
+              lo = mid + 1;
+            } else hi = mid - 1;
+          }
+        }
+        if (offset < 0) continue;
+        const name = await readName(offset);
+        // Local labels (.L..., $x) name no function.
+        if (name && !name.startsWith('.L') && !name.startsWith('$')) out.set(want[j], name);
       }
     });
-    unsized.sort((a, b) => a.value - b.value);
-    const out = new Map<number, string>();
-    for (let j = 0; j < want.length; j++) {
-      let hit = bestName[j];
-      if (!hit && unsized.length) {
-        let lo = 0;
-        let hi = unsized.length - 1;
-        let found = -1;
-        while (lo <= hi) {
-          const mid = (lo + hi) >> 1;
-          if (unsized[mid].value <= want[j]) {
-            found = mid;
-            lo = mid + 1;
-          } else hi = mid - 1;
-        }
-        if (found >= 0) hit = { table: unsized[found].strings, offset: unsized[found].name };
-      }
-      if (!hit) continue;
-      const stop = hit.table.indexOf(0, hit.offset);
-      out.set(want[j], hit.table.toString('latin1', hit.offset, stop < 0 ? hit.table.length : stop));
-    }
     return out;
   }
 }
@@ -213,20 +228,24 @@ function lowerBound(xs: Float64Array, v: number): number {
   return lo;
 }
 
-type ReadAt = (position: number, length: number) => Promise<Buffer>;
+/** Reads `length` bytes at `position` (into `into` when given); `partial`: stop at end of file. */
+type ReadAt = (position: number, length: number, into?: Buffer, partial?: boolean) => Promise<Buffer>;
 
 async function withFile<T>(file: string, fn: (at: ReadAt) => Promise<T>): Promise<T> {
   const fh: FileHandle = await open(file, 'r');
   try {
-    return await fn(async (position, length) => {
-      const buf = Buffer.allocUnsafe(length);
+    return await fn(async (position, length, into, partial) => {
+      const buf = into ?? Buffer.allocUnsafe(length);
       let done = 0;
       while (done < length) {
         const { bytesRead } = await fh.read(buf, done, length - done, position + done);
-        if (bytesRead === 0) throw new Error(`${file}: truncated at ${position + done}`);
+        if (bytesRead === 0) {
+          if (partial) break;
+          throw new Error(`${file}: truncated at ${position + done}`);
+        }
         done += bytesRead;
       }
-      return buf;
+      return buf.subarray(0, done);
     });
   } finally {
     await fh.close();
@@ -234,7 +253,7 @@ async function withFile<T>(file: string, fn: (at: ReadAt) => Promise<T>): Promis
 }
 
 export interface Frame {
-  /** Demangled function name; `[unknown]` inside a known object, `[jit]` outside any file. */
+  /** Demangled function name; `[unknown in <file>]` inside a known object, `[jit]` outside any file. */
   name: string;
   /** The symbol as the object names it (mangled), '' when unknown. */
   systemName: string;
