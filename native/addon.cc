@@ -240,6 +240,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("profileSetActive", &FragstatAddon::ProfileSetActive),
                              InstanceMethod("profileDump", &FragstatAddon::ProfileDump),
                              InstanceMethod("profileDumpSync", &FragstatAddon::ProfileDumpSync),
+                             InstanceMethod("profileSetJsFrames", &FragstatAddon::ProfileSetJsFrames),
                              InstanceMethod("demangle", &FragstatAddon::DemangleJs),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
@@ -366,6 +367,12 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
+  }
+
+  Napi::Value ProfileSetJsFrames(const Napi::CallbackInfo& info) {
+    const Status st = SetJsBacktrace(info[0].ToBoolean());
+    if (!st.ok()) throw CodedError(info.Env(), st);
+    return info.Env().Undefined();
   }
 
   // On the calling thread: for process exit, where no pool work can complete.

@@ -5,9 +5,14 @@
 
 #include <cxxabi.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <unwind.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -33,7 +38,100 @@ Status MallctlError(const char* what, int rc) {
   return Status::Error("ERR_FRAGSTAT_MALLCTL", std::string("mallctl ") + what + ": " + std::strerror(rc));
 }
 
+// --- JavaScript frames ------------------------------------------------------------------------
+// The hook runs inside malloc, on any thread, for each sampled allocation: it must not allocate,
+// lock or read memory it cannot prove mapped. It reads only the main thread's stack, between the
+// hook's own frame and the stack's top, recorded when the hook was installed.
+
+using BacktraceHook = void (*)(void**, unsigned*, unsigned);
+
+std::atomic<uintptr_t> main_stack_top{0};
+std::atomic<pid_t> main_tid{0};
+BacktraceHook default_hook = nullptr;  // written once, on the main thread, before installing
+
+struct Unwound {
+  void** vec;
+  unsigned* len;
+  unsigned max;
+  uintptr_t fp;  // the frame pointer register (rbp / x29) in the outermost frame libgcc reached
+};
+
+#if defined(__x86_64__)
+constexpr int kFramePointerRegister = 6;  // DWARF number of rbp
+#elif defined(__aarch64__)
+constexpr int kFramePointerRegister = 29;  // x29
+#else
+constexpr int kFramePointerRegister = -1;
+#endif
+
+_Unwind_Reason_Code UnwindStep(struct _Unwind_Context* ctx, void* arg) {
+  Unwound* u = static_cast<Unwound*>(arg);
+  const uintptr_t ip = _Unwind_GetIP(ctx);
+  if (ip == 0 || *u->len >= u->max) return _URC_END_OF_STACK;
+  u->vec[(*u->len)++] = reinterpret_cast<void*>(ip);
+  if (kFramePointerRegister >= 0) u->fp = _Unwind_GetGR(ctx, kFramePointerRegister);
+  return _URC_NO_REASON;
+}
+
+void JsBacktrace(void** vec, unsigned* len, unsigned max_len) {
+  Unwound u{vec, len, max_len, 0};
+  _Unwind_Backtrace(UnwindStep, &u);
+  const uintptr_t top = main_stack_top.load(std::memory_order_relaxed);
+  if (top == 0 || static_cast<pid_t>(syscall(SYS_gettid)) != main_tid.load(std::memory_order_relaxed)) return;
+  // Each frame: [fp] = the caller's fp, [fp + 8] = the return address. Frames only go up the
+  // stack; anything outside (this frame, top) ends the walk.
+  uintptr_t low = reinterpret_cast<uintptr_t>(&u);
+  uintptr_t fp = u.fp;
+  while (*len < max_len && fp > low && fp + 2 * sizeof(uintptr_t) <= top && fp % sizeof(uintptr_t) == 0) {
+    const uintptr_t* frame = reinterpret_cast<const uintptr_t*>(fp);
+    const uintptr_t ret = frame[1];
+    if (ret == 0) break;
+    vec[(*len)++] = reinterpret_cast<void*>(ret);
+    low = fp;
+    fp = frame[0];
+  }
+}
+
 }  // namespace
+
+Status SetJsBacktrace(bool on) {
+  MallctlFn mallctl = Mallctl();
+  if (mallctl == nullptr) return Status::Error("ERR_FRAGSTAT_PROFILE_UNAVAILABLE", "jemalloc is not loaded");
+  if (kFramePointerRegister < 0) {
+    return Status::Error("ERR_FRAGSTAT_PROFILE_UNAVAILABLE", "JavaScript frames need x86-64 or arm64");
+  }
+  if (static_cast<pid_t>(syscall(SYS_gettid)) != getpid()) {
+    return Status::Error("ERR_FRAGSTAT_PROFILE_UNAVAILABLE",
+                         "JavaScript frames can be enabled on the main thread only");
+  }
+  if (main_stack_top.load() == 0) {
+    pthread_attr_t attr;
+    void* addr = nullptr;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) {
+      return Status::Error("ERR_FRAGSTAT_PROFILE_UNAVAILABLE", "cannot read the main thread's stack bounds");
+    }
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    main_tid.store(getpid());
+    main_stack_top.store(reinterpret_cast<uintptr_t>(addr) + size);
+  }
+  BacktraceHook current = nullptr;
+  size_t sz = sizeof(current);
+  int rc = mallctl("experimental.hooks.prof_backtrace", &current, &sz, nullptr, 0);
+  if (rc != 0) {
+    return Status::Error(
+        "ERR_FRAGSTAT_PROFILE_UNAVAILABLE",
+        std::string("this jemalloc has no experimental.hooks.prof_backtrace (5.3 or later): ") +
+            std::strerror(rc));
+  }
+  if (current != JsBacktrace) default_hook = current;
+  BacktraceHook wanted = on ? JsBacktrace : default_hook;
+  if (wanted == nullptr || wanted == current) return Status();
+  rc = mallctl("experimental.hooks.prof_backtrace", nullptr, nullptr, &wanted, sizeof(wanted));
+  if (rc != 0) return MallctlError("experimental.hooks.prof_backtrace", rc);
+  return Status();
+}
 
 ProfileState ReadProfileState() {
   ProfileState s;

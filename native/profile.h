@@ -32,6 +32,14 @@ struct DumpResult {
 };
 DumpResult DumpProfile(const std::string& dir);
 
+// JavaScript frames in the stacks of allocations made on the main thread: installs
+// jemalloc 5.3's experimental.hooks.prof_backtrace with an unwinder that continues, where libgcc's
+// stops (at the V8 builtin that called into C++: JIT code has no unwind tables), by following
+// frame pointers, which V8 keeps, within the main thread's stack. Other threads unwind as jemalloc
+// does by default. `on` false restores the hook found at the first install. Must be called on the
+// main thread (it records that thread's stack bounds).
+Status SetJsBacktrace(bool on);
+
 // The demangled form of a C++ symbol name, or an empty string when it is not a mangled name.
 std::string Demangle(const char* name);
 

@@ -86,6 +86,8 @@ export interface NativeBinding {
   profileDump(dir: string): Promise<{ text: string; durationMs: number }>;
   /** The same on the calling thread (for process exit). */
   profileDumpSync(dir: string): { text: string; durationMs: number };
+  /** Installs (or removes) the backtrace hook that follows frame pointers through JIT frames. */
+  profileSetJsFrames(on: boolean): void;
   /** Demangled C++ names, "" for a name that is not mangled. */
   demangle(names: string[]): string[];
   readonly SNAPSHOT_SLOTS: number;
@@ -141,6 +143,9 @@ function fallback(reason: string): NativeBinding {
     profileSetActive: () => false,
     profileDump: () => Promise.reject(new Error(reason)),
     profileDumpSync: () => {
+      throw new Error(reason);
+    },
+    profileSetJsFrames: () => {
       throw new Error(reason);
     },
     demangle: (names) => names.map(() => ''),

@@ -40,6 +40,7 @@ export {
   heapProfile,
   heapProfilerStatus,
   setHeapProfilerActive,
+  setHeapProfilerJsFrames,
   profilingCommand,
   type HeapProfile,
   type HeapProfileOptions,

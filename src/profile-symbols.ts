@@ -2,7 +2,7 @@
 // dump carries), and the ELF symbol tables (.symtab and .dynsym) of each mapped object, read from
 // disk with positioned reads of the headers and the two tables only (the node binary is ~100 MB;
 // its symbol tables ~17 MB with their strings). No N-API here: demangling is passed in.
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 
 export interface Mapping {
@@ -252,6 +252,56 @@ async function withFile<T>(file: string, fn: (at: ReadAt) => Promise<T>): Promis
   }
 }
 
+/**
+ * A JIT code name from V8's --perf-basic-prof map ("JS:^makeBuffers /srv/app.js:4:21"): the tier
+ * marker and the "JS:"/"LazyCompile:" kind dropped, so "makeBuffers /srv/app.js:4:21".
+ */
+export function jitName(raw: string): string {
+  const m = /^(?:JS|LazyCompile|Function|Script|Eval):[~^+*]?(.*)$/.exec(raw);
+  if (!m) return raw;
+  const rest = m[1];
+  return rest.startsWith(' ') ? `(anonymous)${rest}` : rest;
+}
+
+/**
+ * Names `addresses` from a perf map ("<hex start> <hex size> <name>" a line, as V8 writes
+ * /tmp/perf-<pid>.map). V8 appends as it compiles, and reuses addresses once code is collected:
+ * the last line that covers an address names it.
+ */
+export async function perfMapNames(file: string, addresses: number[]): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  if (addresses.length === 0) return out;
+  let text: string;
+  try {
+    text = await readFile(file, 'latin1');
+  } catch {
+    return out;
+  }
+  const want = Float64Array.from(new Set(addresses)).sort();
+  const named = new Array<string | undefined>(want.length);
+  let left = want.length;
+  let end = text.length;
+  let lines = 0;
+  while (end > 0 && left > 0) {
+    const start = text.lastIndexOf('\n', end - 1) + 1;
+    const line = text.slice(start, end);
+    end = start - 1;
+    if (++lines % SCAN_CHUNK === 0) await yieldToLoop();
+    const m = /^([0-9a-f]+) ([0-9a-f]+) (.*)$/i.exec(line);
+    if (!m) continue;
+    const lo = Number.parseInt(m[1], 16);
+    const hi = lo + Number.parseInt(m[2], 16);
+    for (let j = lowerBound(want, lo); j < want.length && want[j] < hi; j++) {
+      if (named[j] === undefined) {
+        named[j] = m[3];
+        left--;
+      }
+    }
+  }
+  named.forEach((n, j) => n !== undefined && out.set(want[j], n));
+  return out;
+}
+
 export interface Frame {
   /** Demangled function name; `[unknown in <file>]` inside a known object, `[jit]` outside any file. */
   name: string;
@@ -271,20 +321,28 @@ export class Symbolizer {
   constructor(
     readonly maps: Mapping[],
     private readonly demangle: (names: string[]) => string[],
+    /** V8's --perf-basic-prof map of the profiled process, for addresses in JIT code. */
+    private readonly perfMap: string | null = null,
   ) {}
 
   async resolve(addresses: Iterable<number>): Promise<Map<number, Frame>> {
     const byFile = new Map<string, { address: number; mapping: Mapping }[]>();
+    const jit: number[] = [];
     for (const address of addresses) {
       if (this.frames.has(address)) continue;
       const mapping = findMapping(this.maps, address);
       if (!mapping || !isFileBacked(mapping)) {
-        this.frames.set(address, { name: '[jit]', systemName: '', mapping: null });
+        jit.push(address);
         continue;
       }
       let list = byFile.get(mapping.path);
       if (!list) byFile.set(mapping.path, (list = []));
       list.push({ address, mapping });
+    }
+    const jitNames = this.perfMap ? await perfMapNames(this.perfMap, jit) : new Map<number, string>();
+    for (const address of jit) {
+      const raw = jitNames.get(address);
+      this.frames.set(address, { name: raw ? jitName(raw) : '[jit]', systemName: raw ?? '', mapping: null });
     }
     const found: { address: number; mapping: Mapping; systemName: string }[] = [];
     for (const [file, list] of byFile) {

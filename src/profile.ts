@@ -114,14 +114,34 @@ export function setHeapProfilerActive(active: boolean): boolean {
   return binding.profileSetActive(active);
 }
 
-// jemalloc's own frames and the allocation entry points above the code that asked for memory.
+/**
+ * Names the JavaScript functions in the stacks of allocations made on the main thread (jemalloc
+ * 5.3's experimental.hooks.prof_backtrace, following V8's frame pointers past the builtin where
+ * native unwinding stops). The functions are named from V8's perf map: start node with
+ * --perf-basic-prof (and --interpreted-frames-native-stack to name functions that are still
+ * interpreted); without it JavaScript frames show as [jit]. Call on the main thread.
+ */
+export function setHeapProfilerJsFrames(enabled: boolean): void {
+  if (typeof enabled !== 'boolean') {
+    throw new TypeError(`Expected a boolean for enabled but received ${describe(enabled)}`);
+  }
+  const s = heapProfilerStatus();
+  if (!s.available) throw unavailable(s.reason!);
+  binding.profileSetJsFrames(enabled);
+}
+
+/** Where V8 writes the perf map of process `pid` under --perf-basic-prof. */
+export const perfMapPath = (pid: number) => `/tmp/perf-${pid}.map`;
+
+// jemalloc's own frames, fragstat's backtrace hook, and the allocation entry points above the code
+// that asked for memory.
 const entryPoint =
   /^(operator new|operator new\[\]|malloc|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|mallocx|rallocx|xallocx|__libc_(malloc|calloc|realloc|memalign))(\(|$)/;
 
 function isAllocatorFrame(f: Frame | undefined): boolean {
   if (!f) return false;
   if (f.mapping && /\/libjemalloc[^/]*$/.test(f.mapping.path)) return true;
-  return entryPoint.test(f.name);
+  return entryPoint.test(f.name) || f.name.startsWith('fragstat::');
 }
 
 const stackKey = (addresses: number[]) => addresses.join(',');
@@ -162,6 +182,7 @@ export async function heapProfile(options?: HeapProfileOptions): Promise<HeapPro
     dumpMs: durationMs,
     active: status.active,
     allocatorName: allocator().name,
+    perfMap: perfMapPath(process.pid),
   });
 }
 
@@ -171,7 +192,7 @@ export async function heapProfile(options?: HeapProfileOptions): Promise<HeapPro
  */
 export async function heapProfileFromDump(
   text: string,
-  options: { base?: Uint8Array; top?: number; timeMs?: number } = {},
+  options: { base?: Uint8Array; top?: number; timeMs?: number; perfMap?: string } = {},
 ): Promise<HeapProfile> {
   return fromDump(text, {
     base: options.base ? readPprof(decodePprof(options.base)).stacks : null,
@@ -180,6 +201,7 @@ export async function heapProfileFromDump(
     dumpMs: NaN,
     active: true,
     allocatorName: 'jemalloc',
+    perfMap: options.perfMap ?? null,
   });
 }
 
@@ -190,13 +212,14 @@ interface FromDump {
   dumpMs: number;
   active: boolean;
   allocatorName: AllocatorName;
+  perfMap: string | null;
 }
 
 async function fromDump(text: string, o: FromDump): Promise<HeapProfile> {
   const { base, limit, timeMs } = o;
   const dump = parseHeapV2(text);
   const maps = parseMaps(dump.maps || readFileSync('/proc/self/maps', 'utf8'));
-  const symbolizer = new Symbolizer(maps, (names) => binding.demangle(names));
+  const symbolizer = new Symbolizer(maps, (names) => binding.demangle(names), o.perfMap);
   // Every frame but the innermost is a return address: look up the call instruction before it.
   const callers = dump.stacks.map((s) => s.addresses.map((a, i) => (i === 0 ? a : a - 1)));
   const frames = await symbolizer.resolve(new Set(callers.flat()));

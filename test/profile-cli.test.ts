@@ -103,6 +103,23 @@ describe.runIf(havePreload('jemalloc'))('fragstat run --profile', () => {
     expect(Math.abs(Number(first![1]) - 32)).toBeLessThanOrEqual(32 * 0.25);
   });
 
+  it('with --profile-js, names the JavaScript function that allocated', () => {
+    const file = path.join(dir, 'js.pb.gz');
+    const jsApp = path.join(dir, 'js.js');
+    writeFileSync(
+      jsApp,
+      `function keepSome() { globalThis.keep = []; for (let i = 0; i < 32; i++) keep.push(Buffer.alloc(1024 * 1024, 1)); }
+       keepSome();`,
+    );
+    const r = fragstat(['run', '--quiet', '--profile-js', '--profile', file, '--', process.execPath, jsApp]);
+    expect(r.status, r.stderr).toBe(0);
+    const t = fragstat(['profile', file, '--top', '100']);
+    const row = t.stdout.split('\n').find((l) => / keepSome .*js\.js:1:\d+$/.test(l));
+    expect(row, t.stdout).toBeDefined();
+    const cumulative = Number(/^\s+[\d.]+ MiB\s+[\d.]+%\s+([\d.]+) MiB/.exec(row!)![1]);
+    expect(Math.abs(cumulative - 32)).toBeLessThanOrEqual(32 * 0.25);
+  });
+
   it('with --profile-inactive, samples nothing until asked', () => {
     const file = path.join(dir, 'inactive.pb.gz');
     const r = fragstat([

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { afterAll, describe, expect, it } from 'vitest';
-import { evalJson, havePreload, preloadPath, runFixture } from './helpers';
+import { evalJson, fixtureOutput, havePreload, preloadPath, root, runFixture, runNode } from './helpers';
 
 interface Summary {
   sampledBytes: number;
@@ -149,6 +149,56 @@ describe.runIf(havePreload('jemalloc'))('under jemalloc with prof:true', () => {
   });
 });
 
+interface JsOut {
+  keptBufferBytes: number;
+  sampledBytes: number;
+  jsShare: number;
+  makeBuffers: { cumulativeBytes: number } | null;
+  outerCaller: { cumulativeBytes: number } | null;
+  zlib: { selfBytes: number } | null;
+  zlibWithJs: number;
+}
+
+describe.runIf(havePreload('jemalloc'))('JavaScript frames (setHeapProfilerJsFrames)', () => {
+  const run = (jsFrames: boolean) =>
+    fixtureOutput<JsOut>(
+      'profile-js.cjs',
+      runNode(
+        [
+          '--perf-basic-prof',
+          '--interpreted-frames-native-stack',
+          path.join(root, 'test/fixtures/profile-js.cjs'),
+        ],
+        {
+          preload: 'jemalloc',
+          env: {
+            MALLOC_CONF: 'prof:true,prof_active:true,lg_prof_sample:16',
+            JS_FRAMES: jsFrames ? '1' : '0',
+          },
+        },
+      ),
+    );
+
+  it('names the JavaScript functions that allocated on the main thread, with their callers', () => {
+    const r = run(true);
+    expect(r.makeBuffers).not.toBeNull();
+    expect(r.outerCaller).not.toBeNull();
+    within(r.makeBuffers!.cumulativeBytes, r.keptBufferBytes, 0.25);
+    within(r.outerCaller!.cumulativeBytes, r.keptBufferBytes, 0.25);
+    // zlib allocates on the thread pool: native frames only, still named as before.
+    expect(r.zlib!.selfBytes).toBeGreaterThan(0);
+    expect(r.zlibWithJs).toBe(0);
+    expect(r.jsShare).toBeGreaterThan(0);
+    expect(r.jsShare).toBeLessThan(1);
+  });
+
+  it('without the hook, stacks stop at the builtin and no JavaScript function is named', () => {
+    const r = run(false);
+    expect(r.makeBuffers).toBeNull();
+    expect(r.jsShare).toBe(0);
+  });
+});
+
 describe('where jemalloc profiling is not available', () => {
   const reject = `fragstat.heapProfile().then(() => console.log('{}'), (e) => console.log(JSON.stringify({ code: e.code, message: e.message, name: e.constructor.name })));`;
 
@@ -178,6 +228,7 @@ describe('where jemalloc profiling is not available', () => {
          for (const o of [5, { top: 0 }, { top: 1.5 }, { base: 'x' }, { base: Buffer.from('nope') }, { color: 1 }])
            await fragstat.heapProfile(o).then(() => errs.push('none'), (e) => errs.push(e.constructor.name + ': ' + e.message));
          try { fragstat.setHeapProfilerActive('yes'); } catch (e) { errs.push(e.constructor.name + ': ' + e.message); }
+         try { fragstat.setHeapProfilerJsFrames(true); } catch (e) { errs.push(e.code); }
          console.log(JSON.stringify(errs));
        })();`,
     );
@@ -190,6 +241,7 @@ describe('where jemalloc profiling is not available', () => {
     expect(r[4]).toMatch(/^TypeError: Expected a heap profile or its pprof bytes for base/);
     expect(r[5]).toMatch(/^TypeError: Unknown option "color"/);
     expect(r[6]).toMatch(/^TypeError: Expected a boolean for active but received a string/);
+    expect(r[7]).toBe('ERR_FRAGSTAT_PROFILE_UNAVAILABLE');
   });
 });
 

@@ -21,6 +21,8 @@ export const usage = `Usage:
       --profile <file>     jemalloc heap profile (pprof) of the application, written on SIGUSR2
                            and when it exits (implies --allocator jemalloc)
       --profile-inactive   with --profile: start sampling at the first SIGUSR2, not at start
+      --profile-js         with --profile: name the JavaScript functions that allocated
+                           (experimental; runs node with --perf-basic-prof)
   fragstat profile <file> [--top N]
       Prints the functions holding the most memory in a heap profile written by run --profile.
   fragstat plot <samples.ndjson>... -o <chart.svg> [--metric rss|allocated|free|heap]
@@ -51,6 +53,7 @@ interface RunOptions {
   quiet: boolean;
   profile: string | null;
   profileInactive: boolean;
+  profileJs: boolean;
   command: string[];
 }
 
@@ -63,6 +66,7 @@ export function parseRun(args: string[]): RunOptions {
     quiet: false,
     profile: null,
     profileInactive: false,
+    profileJs: false,
     command: [],
   };
   for (let i = 0; i < args.length; i++) {
@@ -89,11 +93,13 @@ export function parseRun(args: string[]): RunOptions {
     else if (a === '--quiet') o.quiet = true;
     else if (a === '--profile') o.profile = value();
     else if (a === '--profile-inactive') o.profileInactive = true;
+    else if (a === '--profile-js') o.profileJs = true;
     else throw new UsageError(`unknown option ${JSON.stringify(a)} for run`);
   }
   if (o.command.length === 0)
     throw new UsageError('run needs a command after --, e.g. fragstat run -- node app.js');
   if (o.profileInactive && !o.profile) throw new UsageError('--profile-inactive needs --profile <file>');
+  if (o.profileJs && !o.profile) throw new UsageError('--profile-js needs --profile <file>');
   if (o.profile) {
     if (o.allocator === 'tcmalloc' || o.allocator === 'mimalloc') {
       throw new UsageError(`--profile uses jemalloc's heap profiler: it cannot run under ${o.allocator}`);
@@ -137,7 +143,7 @@ async function run(o: RunOptions): Promise<number> {
   let profile: ProfileSession | null = null;
   if (o.profile) {
     try {
-      profile = startProfile(o.profile, o.profileInactive, env);
+      profile = startProfile(o.profile, { inactive: o.profileInactive, js: o.profileJs }, env);
     } catch (err) {
       throw new CliError(`cannot write ${o.profile}: ${(err as Error).message}`);
     }
@@ -173,6 +179,7 @@ async function run(o: RunOptions): Promise<number> {
   process.on('SIGTERM', onTerm);
   process.on('SIGHUP', onHup);
   if (profile) process.on('SIGUSR2', onUsr2);
+  if (profile && child.pid) profile.attach(child.pid);
 
   const tty = process.stderr.isTTY;
   let samples = 0;

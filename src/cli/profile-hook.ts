@@ -20,6 +20,14 @@ if (isMainThread && out) {
     const fragstat = require('../index') as typeof import('../index');
     const status = fragstat.heapProfilerStatus();
     if (!status.available) throw new Error(status.reason ?? 'heap profiling is not available');
+    if (process.env.FRAGSTAT_PROFILE_JS === '1') {
+      delete process.env.FRAGSTAT_PROFILE_JS;
+      try {
+        fragstat.setHeapProfilerJsFrames(true);
+      } catch (err) {
+        say(`JavaScript frames unavailable: ${(err as Error).message}`);
+      }
+    }
     let sampling = status.active;
     const dump = () => {
       try {

@@ -21,15 +21,22 @@ export function profilingConf(existing: string | undefined, active: boolean): st
  */
 export function startProfile(
   file: string,
-  inactive: boolean,
+  o: { inactive: boolean; js: boolean },
   env: Record<string, string | undefined>,
 ): ProfileSession {
   const dir = mkdtempSync(path.join(process.env.TMPDIR || tmpdir(), 'fragstat-run-')); // mode 0700
   const dumpFile = path.join(dir, 'heap_v2');
-  env.MALLOC_CONF = profilingConf(env.MALLOC_CONF, !inactive);
+  env.MALLOC_CONF = profilingConf(env.MALLOC_CONF, !o.inactive);
   env.FRAGSTAT_PROFILE_DUMP = dumpFile;
   const hook = path.join(__dirname, 'profile-hook.js');
-  env.NODE_OPTIONS = `${env.NODE_OPTIONS ? `${env.NODE_OPTIONS} ` : ''}--require ${JSON.stringify(hook)}`;
+  const options = [`--require ${JSON.stringify(hook)}`];
+  if (o.js) {
+    // V8 writes /tmp/perf-<pid>.map, which names JIT code; interpreted functions get their own
+    // trampoline copies so they can be named too.
+    env.FRAGSTAT_PROFILE_JS = '1';
+    options.push('--perf-basic-prof', '--interpreted-frames-native-stack');
+  }
+  env.NODE_OPTIONS = [env.NODE_OPTIONS, ...options].filter(Boolean).join(' ');
   return new ProfileSession(path.resolve(file), dir, dumpFile);
 }
 
@@ -38,6 +45,7 @@ export class ProfileSession {
   private converted = 0; // mtimeMs of the last dump converted
   private pending: Promise<void> = Promise.resolve();
   private lastTop = '';
+  private perfMap: string | null = null;
 
   constructor(
     readonly file: string,
@@ -49,6 +57,11 @@ export class ProfileSession {
     this.watcher = watch(dir, (_event, name) => {
       if (name === path.basename(dumpFile)) this.queue();
     });
+  }
+
+  /** The profiled process: its perf map names JIT frames (with --profile-js). */
+  attach(pid: number): void {
+    this.perfMap = `/tmp/perf-${pid}.map`;
   }
 
   private queue(): void {
@@ -67,7 +80,10 @@ export class ProfileSession {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { heapProfileFromDump } = require('../profile') as typeof import('../profile');
-      const p = await heapProfileFromDump(readFileSync(this.dumpFile, 'utf8'), { top: 10 });
+      const p = await heapProfileFromDump(readFileSync(this.dumpFile, 'utf8'), {
+        top: 10,
+        perfMap: this.perfMap ?? undefined,
+      });
       writeFileSync(this.file, p.pprof);
       this.lastTop = formatTop(p.top, p.sampledBytes);
       process.stderr.write(
