@@ -4,8 +4,10 @@
 // PROFILE_EVERY_MS on top. Rounds alternate the configurations so the machine's drift hits all
 // alike. Prints medians and ratios to the run without profiling, and what each heapProfile() took.
 //
+// Then heapProfile() alone, in a process that serves nothing.
+//
 //   node bench/profile-overhead.mjs   (RUNS=5, DURATION=8 seconds, CONNECTIONS=32, PROFILE_EVERY_MS=2000)
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,7 +31,8 @@ const body = JSON.stringify({
 let n = 0;
 async function once(env) {
   const log = path.join(dir, `profile-${n++}.ndjson`);
-  const child = spawn(process.execPath, [service], {
+  const args = env.JS_FRAMES === '1' ? ['--perf-basic-prof', service] : [service];
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, LD_PRELOAD: jemalloc, PROFILE_LOG: log, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -68,6 +71,7 @@ const configs = {
     MALLOC_CONF: prof,
     PROFILE_EVERY_MS: String(EVERY),
   },
+  'profiling + JS frames (--perf-basic-prof)': { MALLOC_CONF: prof, JS_FRAMES: '1' },
 };
 const results = Object.fromEntries(Object.keys(configs).map((k) => [k, []]));
 for (let r = 0; r < RUNS; r++) {
@@ -101,6 +105,46 @@ console.log(
     ]),
   ),
 );
+// heapProfile() itself, in a process that serves nothing (64 MiB of Buffers, 100 zlib streams).
+const idle = [];
+for (let r = 0; r < RUNS; r++) {
+  const out = execFileSync(process.execPath, [service], {
+    env: { ...process.env, LD_PRELOAD: jemalloc, MALLOC_CONF: prof, IDLE_PROFILES: '4' },
+    encoding: 'utf8',
+  });
+  idle.push(JSON.parse(out));
+}
+const idleRow = (label, ps) => [
+  label,
+  ps.length,
+  median(ps.map((p) => p.dumpMs)).toFixed(2),
+  median(ps.map((p) => p.totalMs)).toFixed(1),
+  median(ps.map((p) => p.loopDelayMaxMs)).toFixed(1),
+  Math.max(...ps.map((p) => p.loopDelayMaxMs)).toFixed(1),
+];
+console.log(
+  `\n${table(
+    [
+      'heapProfile(), idle process',
+      'count',
+      'prof.dump ms (median)',
+      'total ms (median)',
+      'event-loop delay max ms (median)',
+      '(max)',
+    ],
+    [
+      idleRow(
+        'first in a process',
+        idle.map((x) => x[0]),
+      ),
+      idleRow(
+        'later ones',
+        idle.flatMap((x) => x.slice(1)),
+      ),
+    ],
+  )}`,
+);
+
 const all = Object.values(results).flatMap((xs) => xs.flatMap((x) => x.profiles));
 if (all.length) {
   const first = Object.values(results).flatMap((xs) => xs.map((x) => x.profiles[0]).filter(Boolean));

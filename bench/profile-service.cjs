@@ -1,24 +1,47 @@
 // The service bench/profile-overhead.mjs loads: bench/http-service.cjs, plus a heapProfile() every
-// PROFILE_EVERY_MS when set, each one's timings appended as a JSON line to PROFILE_LOG.
+// PROFILE_EVERY_MS when set, each one's timings appended as a JSON line to PROFILE_LOG, and
+// JavaScript frames when JS_FRAMES=1 (run node with --perf-basic-prof). With IDLE_PROFILES=N it
+// serves nothing: it keeps 64 MiB of Buffers and 100 zlib streams, takes N profiles one after the
+// other, and prints their timings.
 'use strict';
 const fs = require('node:fs');
+const zlib = require('node:zlib');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 const fragstat = require('..');
 
-const every = Number(process.env.PROFILE_EVERY_MS || 0);
-if (every > 0) {
-  const t = setInterval(async () => {
-    const h = monitorEventLoopDelay({ resolution: 1 });
-    h.enable();
-    const start = performance.now();
-    const p = await fragstat.heapProfile();
-    const totalMs = performance.now() - start;
-    h.disable();
-    fs.appendFileSync(
-      process.env.PROFILE_LOG,
-      `${JSON.stringify({ totalMs, dumpMs: p.dumpMs, loopDelayMaxMs: h.max / 1e6, stacks: p.top.length, bytes: p.sampledBytes })}\n`,
-    );
-  }, every);
-  t.unref();
+if (process.env.JS_FRAMES === '1') fragstat.setHeapProfilerJsFrames(true);
+
+async function timed() {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  const start = performance.now();
+  const p = await fragstat.heapProfile();
+  const totalMs = performance.now() - start;
+  h.disable();
+  return { totalMs, dumpMs: p.dumpMs, loopDelayMaxMs: h.max / 1e6, bytes: p.sampledBytes };
 }
-require('./http-service.cjs');
+
+const every = Number(process.env.PROFILE_EVERY_MS || 0);
+const idle = Number(process.env.IDLE_PROFILES || 0);
+if (idle > 0) {
+  globalThis.keep = Array.from({ length: 64 }, (_, i) => Buffer.alloc(1024 * 1024, i));
+  globalThis.streams = Array.from({ length: 100 }, () => {
+    const z = zlib.createDeflate();
+    z.write('x');
+    return z;
+  });
+  setTimeout(async () => {
+    const out = [];
+    for (let i = 0; i < idle; i++) out.push(await timed());
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    process.exit(0);
+  }, 300);
+} else {
+  if (every > 0) {
+    const t = setInterval(async () => {
+      fs.appendFileSync(process.env.PROFILE_LOG, `${JSON.stringify(await timed())}\n`);
+    }, every);
+    t.unref();
+  }
+  require('./http-service.cjs');
+}
