@@ -153,10 +153,11 @@ export function readPprof(p: Profile): {
   return { stacks, samplePeriodBytes: Number(p.period) };
 }
 
-/** Functions by self bytes (then cumulative), at most `limit` rows. */
+/** Functions by self bytes (then cumulative), or by cumulative bytes; at most `limit` rows. */
 export function topTable(
   stacks: { names: string[]; objects: number; bytes: number }[],
   limit: number,
+  by: 'self' | 'cumulative' = 'self',
 ): TopEntry[] {
   const rows = new Map<string, TopEntry>();
   const row = (name: string): TopEntry => {
@@ -176,10 +177,11 @@ export function topTable(
   }
   return [...rows.values()]
     .filter((r) => Math.round(r.selfBytes) !== 0 || Math.round(r.cumulativeBytes) !== 0)
-    .sort(
-      (a, b) =>
-        Math.abs(b.selfBytes) - Math.abs(a.selfBytes) ||
-        Math.abs(b.cumulativeBytes) - Math.abs(a.cumulativeBytes),
+    .sort((a, b) =>
+      by === 'self'
+        ? Math.abs(b.selfBytes) - Math.abs(a.selfBytes) ||
+          Math.abs(b.cumulativeBytes) - Math.abs(a.cumulativeBytes)
+        : Math.abs(b.cumulativeBytes) - Math.abs(a.cumulativeBytes),
     )
     .slice(0, limit)
     .map((r) => ({

@@ -23,8 +23,9 @@ export const usage = `Usage:
       --profile-inactive   with --profile: start sampling at the first SIGUSR2, not at start
       --profile-js         with --profile: name the JavaScript functions that allocated
                            (experimental; runs node with --perf-basic-prof)
-  fragstat profile <file> [--top N]
-      Prints the functions holding the most memory in a heap profile written by run --profile.
+  fragstat profile <file> [--top N] [--cumulative]
+      Prints the functions holding the most memory in a heap profile written by run --profile,
+      by the bytes they allocated themselves, or with --cumulative, with their callees'.
   fragstat plot <samples.ndjson>... -o <chart.svg> [--metric rss|allocated|free|heap]
       Draws RSS, allocated and free memory over time; with several files, one line per file
       (RSS unless --metric says otherwise).

@@ -111,17 +111,19 @@ export class ProfileSession {
   }
 }
 
-/** `fragstat profile FILE [--top N]`: the top table of a saved heap profile. */
+/** `fragstat profile FILE [--top N] [--cumulative]`: the top table of a saved heap profile. */
 export function profileCommand(args: string[]): number {
   let file: string | null = null;
   let top = 25;
+  let by: 'self' | 'cumulative' = 'self';
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--top') {
       const v = Number(args[++i]);
       if (!Number.isInteger(v) || v < 1) throw new ProfileUsageError('--top takes a positive integer');
       top = v;
-    } else if (a.startsWith('-'))
+    } else if (a === '--cumulative') by = 'cumulative';
+    else if (a.startsWith('-'))
       throw new ProfileUsageError(`unknown option ${JSON.stringify(a)} for profile`);
     else if (file === null) file = a;
     else throw new ProfileUsageError('profile takes one file');
@@ -141,7 +143,7 @@ export function profileCommand(args: string[]): number {
   }
   const total = stacks.reduce((t, s) => t + s.bytes, 0);
   process.stdout.write(
-    `${file}: ${(total / 1024 / 1024).toFixed(1)} MiB live in sampled stacks\n${formatTop(topTable(stacks, top), total)}\n`,
+    `${file}: ${(total / 1024 / 1024).toFixed(1)} MiB live in sampled stacks\n${formatTop(topTable(stacks, top, by), total)}\n`,
   );
   return 0;
 }
