@@ -31,7 +31,10 @@ const body = JSON.stringify({
 let n = 0;
 async function once(env) {
   const log = path.join(dir, `profile-${n++}.ndjson`);
-  const args = env.JS_FRAMES === '1' ? ['--perf-basic-prof', service] : [service];
+  const args =
+    env.JS_FRAMES === '1'
+      ? ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=+', service]
+      : [service];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, LD_PRELOAD: jemalloc, PROFILE_LOG: log, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -1,7 +1,7 @@
 // `fragstat run --profile FILE` writes a pprof heap profile of the application on SIGUSR2 and when
 // it exits; `fragstat profile FILE` prints its top table.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -113,6 +113,8 @@ describe.runIf(havePreload('jemalloc'))('fragstat run --profile', () => {
     );
     const r = fragstat(['run', '--quiet', '--profile-js', '--profile', file, '--', process.execPath, jsApp]);
     expect(r.status, r.stderr).toBe(0);
+    // V8's log went to a temporary file, not the working directory.
+    expect(readdirSync(root).filter((f) => /^isolate-.*-v8\.log$/.test(f))).toEqual([]);
     const t = fragstat(['profile', file, '--top', '15', '--cumulative']);
     const row = t.stdout.split('\n').find((l) => / keepSome .*js\.js:1:\d+$/.test(l));
     expect(row, t.stdout).toBeDefined();

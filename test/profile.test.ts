@@ -167,6 +167,8 @@ describe.runIf(havePreload('jemalloc'))('JavaScript frames (setHeapProfilerJsFra
         [
           '--perf-basic-prof',
           '--interpreted-frames-native-stack',
+          '--no-logfile-per-isolate',
+          '--logfile=+',
           path.join(root, 'test/fixtures/profile-js.cjs'),
         ],
         {

@@ -144,7 +144,7 @@ async function run(o: RunOptions): Promise<number> {
   let profile: ProfileSession | null = null;
   if (o.profile) {
     try {
-      profile = startProfile(o.profile, { inactive: o.profileInactive, js: o.profileJs }, env);
+      profile = startProfile(o.profile, { inactive: o.profileInactive, js: o.profileJs }, env, o.command);
     } catch (err) {
       throw new CliError(`cannot write ${o.profile}: ${(err as Error).message}`);
     }

@@ -15,14 +15,24 @@ export function profilingConf(existing: string | undefined, active: boolean): st
   return ['prof:true', `prof_active:${active}`, ...keep].join(',');
 }
 
+// V8 writes /tmp/perf-<pid>.map, which names JIT code; interpreted functions get their own copies
+// of the interpreter trampoline so they can be named too.
+const jsFlags = ['--perf-basic-prof', '--interpreted-frames-native-stack'];
+
+/** Whether the command starts node itself (so V8 flags can go on its command line). */
+function isNode(cmd: string): boolean {
+  return cmd === process.execPath || /^node(js)?(\d+)?$/.test(path.basename(cmd));
+}
+
 /**
- * Prepares `env` for a child profiled into `file`; returns the session that turns its dumps into
- * the pprof file while it runs and when it has exited.
+ * Prepares `env` (and `command`, for --profile-js) for a child profiled into `file`; returns the
+ * session that turns its dumps into the pprof file while it runs and when it has exited.
  */
 export function startProfile(
   file: string,
   o: { inactive: boolean; js: boolean },
   env: Record<string, string | undefined>,
+  command: string[],
 ): ProfileSession {
   const dir = mkdtempSync(path.join(process.env.TMPDIR || tmpdir(), 'fragstat-run-')); // mode 0700
   const dumpFile = path.join(dir, 'heap_v2');
@@ -30,11 +40,16 @@ export function startProfile(
   env.FRAGSTAT_PROFILE_DUMP = dumpFile;
   const hook = path.join(__dirname, 'profile-hook.js');
   const options = [`--require ${JSON.stringify(hook)}`];
-  if (o.js) {
-    // V8 writes /tmp/perf-<pid>.map, which names JIT code; interpreted functions get their own
-    // trampoline copies so they can be named too.
-    env.FRAGSTAT_PROFILE_JS = '1';
-    options.push('--perf-basic-prof', '--interpreted-frames-native-stack');
+  if (o.js) env.FRAGSTAT_PROFILE_JS = '1';
+  if (o.js && !isNode(command[0])) {
+    options.push(...jsFlags);
+    process.stderr.write(
+      `[fragstat] ${command[0]} is not node: V8's flags go through NODE_OPTIONS, where --logfile is not ` +
+        'allowed, so V8 also writes an isolate-*-v8.log file in the working directory\n',
+    );
+  } else if (o.js) {
+    // V8's log file, which --perf-basic-prof opens, as a temporary file rather than one in the cwd.
+    command.splice(1, 0, ...jsFlags, '--no-logfile-per-isolate', '--logfile=+');
   }
   env.NODE_OPTIONS = [env.NODE_OPTIONS, ...options].filter(Boolean).join(' ');
   return new ProfileSession(path.resolve(file), dir, dumpFile);
