@@ -159,7 +159,6 @@ if (all.length) {
     Math.max(...ps.map((p) => p.dumpMs)).toFixed(2),
     median(ps.map((p) => p.totalMs)).toFixed(1),
     median(ps.map((p) => p.loopDelayMaxMs)).toFixed(1),
-    median(ps.map((p) => p.stacks)).toFixed(0),
   ];
   console.log(
     `\n${table(
@@ -169,8 +168,7 @@ if (all.length) {
         'prof.dump ms (median)',
         'prof.dump ms (max)',
         'total ms (median)',
-        'event-loop delay max ms (median)',
-        'top rows',
+        'event-loop delay max ms (median; includes serving)',
       ],
       [row('first in a process (reads symbol tables)', first), row('later ones', later)],
     )}`,
