@@ -124,6 +124,7 @@ const idleRow = (label, ps) => [
   median(ps.map((p) => p.totalMs)).toFixed(1),
   median(ps.map((p) => p.loopDelayMaxMs)).toFixed(1),
   Math.max(...ps.map((p) => p.loopDelayMaxMs)).toFixed(1),
+  median(ps.map((p) => p.controlDelayMaxMs)).toFixed(1),
 ];
 console.log(
   `\n${table(
@@ -134,6 +135,7 @@ console.log(
       'total ms (median)',
       'event-loop delay max ms (median)',
       '(max)',
+      'same, idle wait as long (median)',
     ],
     [
       idleRow(

@@ -21,6 +21,16 @@ async function timed() {
   return { totalMs, dumpMs: p.dumpMs, loopDelayMaxMs: h.max / 1e6, bytes: p.sampledBytes };
 }
 
+// The same histogram over an idle wait as long as the profile took: what the machine alone does
+// to the event loop in that time (a shared machine delays timers too).
+async function control(ms) {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  h.disable();
+  return h.max / 1e6;
+}
+
 const every = Number(process.env.PROFILE_EVERY_MS || 0);
 const idle = Number(process.env.IDLE_PROFILES || 0);
 if (idle > 0) {
@@ -32,7 +42,10 @@ if (idle > 0) {
   });
   setTimeout(async () => {
     const out = [];
-    for (let i = 0; i < idle; i++) out.push(await timed());
+    for (let i = 0; i < idle; i++) {
+      const t = await timed();
+      out.push({ ...t, controlDelayMaxMs: await control(t.totalMs) });
+    }
     process.stdout.write(`${JSON.stringify(out)}\n`);
     process.exit(0);
   }, 300);
