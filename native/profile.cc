@@ -105,14 +105,22 @@ Status SetJsBacktrace(bool on) {
                          "JavaScript frames can be enabled on the main thread only");
   }
   if (main_stack_top.load() == 0) {
+    // Looked up at run time: linked directly, they would bind to GLIBC_2.32 and 2.34 versions.
+    using GetAttrFn = int (*)(pthread_t, pthread_attr_t*);
+    using GetStackFn = int (*)(const pthread_attr_t*, void**, size_t*);
+    auto get_attr = Resolve<GetAttrFn>("pthread_getattr_np");
+    auto get_stack = Resolve<GetStackFn>("pthread_attr_getstack");
     pthread_attr_t attr;
     void* addr = nullptr;
     size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &attr) != 0) {
+    if (get_attr == nullptr || get_stack == nullptr || get_attr(pthread_self(), &attr) != 0) {
       return Status::Error("ERR_FRAGSTAT_PROFILE_UNAVAILABLE", "cannot read the main thread's stack bounds");
     }
-    pthread_attr_getstack(&attr, &addr, &size);
+    const int rc = get_stack(&attr, &addr, &size);
     pthread_attr_destroy(&attr);
+    if (rc != 0 || addr == nullptr) {
+      return Status::Error("ERR_FRAGSTAT_PROFILE_UNAVAILABLE", "cannot read the main thread's stack bounds");
+    }
     main_tid.store(getpid());
     main_stack_top.store(reinterpret_cast<uintptr_t>(addr) + size);
   }
