@@ -1,9 +1,9 @@
 // heapProfile(): who holds the native memory, from jemalloc's sampling heap profiler. The dump
 // runs on a libuv pool thread; parsing and symbolization run here, in rooms with no N-API
 // (profile-heap: the dump's text; profile-symbols: maps and ELF; profile-pprof: the output).
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { binding } from './binding';
+import { binding, bindingPath } from './binding';
 import { allocator } from './core';
 import { findLibrary, libraries } from './libraries';
 import { parseHeapV2, unsampleFactor } from './profile-heap';
@@ -138,9 +138,23 @@ export const perfMapPath = (pid: number) => `/tmp/perf-${pid}.map`;
 const entryPoint =
   /^(operator new|operator new\[\]|malloc|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|mallocx|rallocx|xallocx|__libc_(malloc|calloc|realloc|memalign))(\(|$)/;
 
+// The addon's own file: its hook's frame starts every stack when JavaScript frames are on (by path,
+// since the prebuilt addon is stripped of the names that would say so).
+let ownAddon: string | null | undefined;
+function isOwnAddon(file: string): boolean {
+  if (ownAddon === undefined) {
+    try {
+      ownAddon = bindingPath ? realpathSync(bindingPath) : null;
+    } catch {
+      ownAddon = null;
+    }
+  }
+  return file === ownAddon;
+}
+
 function isAllocatorFrame(f: Frame | undefined): boolean {
   if (!f) return false;
-  if (f.mapping && /\/libjemalloc[^/]*$/.test(f.mapping.path)) return true;
+  if (f.mapping && (/\/libjemalloc[^/]*$/.test(f.mapping.path) || isOwnAddon(f.mapping.path))) return true;
   return entryPoint.test(f.name) || f.name.startsWith('fragstat::');
 }
 

@@ -84,7 +84,15 @@ describe('entry points', () => {
     expect(pkg.scripts.install).toBe('node-gyp-build');
     expect(pkg.scripts.preinstall).toBeUndefined();
     expect(pkg.scripts.postinstall).toBeUndefined();
-    expect(Object.keys(pkg.dependencies).sort()).toEqual(['node-addon-api', 'node-gyp-build']);
+    expect(Object.keys(pkg.dependencies).sort()).toEqual([
+      'node-addon-api',
+      'node-gyp-build',
+      'pprof-format',
+    ]);
+    // pprof-format (heap profiles' protobuf encoder) is plain JavaScript with nothing to install.
+    const pprof = JSON.parse(readFileSync(path.join(root, 'node_modules/pprof-format/package.json'), 'utf8'));
+    expect(pprof.dependencies ?? {}).toEqual({});
+    expect(pprof.scripts?.install ?? pprof.scripts?.postinstall ?? pprof.scripts?.preinstall).toBeUndefined();
   });
 });
 
