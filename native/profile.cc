@@ -45,6 +45,7 @@ Status MallctlError(const char* what, int rc) {
 
 using BacktraceHook = void (*)(void**, unsigned*, unsigned);
 
+std::atomic<uintptr_t> main_stack_low{0};
 std::atomic<uintptr_t> main_stack_top{0};
 std::atomic<pid_t> main_tid{0};
 BacktraceHook default_hook = nullptr;  // written once, on the main thread, before installing
@@ -79,8 +80,10 @@ void JsBacktrace(void** vec, unsigned* len, unsigned max_len) {
   const uintptr_t top = main_stack_top.load(std::memory_order_relaxed);
   if (top == 0 || static_cast<pid_t>(syscall(SYS_gettid)) != main_tid.load(std::memory_order_relaxed)) return;
   // Each frame: [fp] = the caller's fp, [fp + 8] = the return address. Frames only go up the
-  // stack; anything outside (this frame, top) ends the walk.
+  // stack; anything outside (this frame, top) ends the walk. On a signal's alternate stack this
+  // frame is outside the main stack: no walk then.
   uintptr_t low = reinterpret_cast<uintptr_t>(&u);
+  if (low < main_stack_low.load(std::memory_order_relaxed) || low >= top) return;
   uintptr_t fp = u.fp;
   while (*len < max_len && fp > low && fp + 2 * sizeof(uintptr_t) <= top && fp % sizeof(uintptr_t) == 0) {
     const uintptr_t* frame = reinterpret_cast<const uintptr_t*>(fp);
@@ -122,6 +125,7 @@ Status SetJsBacktrace(bool on) {
       return Status::Error("ERR_FRAGSTAT_PROFILE_UNAVAILABLE", "cannot read the main thread's stack bounds");
     }
     main_tid.store(getpid());
+    main_stack_low.store(reinterpret_cast<uintptr_t>(addr));
     main_stack_top.store(reinterpret_cast<uintptr_t>(addr) + size);
   }
   BacktraceHook current = nullptr;
