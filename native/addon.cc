@@ -7,6 +7,7 @@
 
 #include "backend.h"
 #include "clock.h"
+#include "profile.h"
 #include "rss.h"
 #include "tunables.h"
 
@@ -238,6 +239,33 @@ class TrimWorker final : public Napi::AsyncWorker {
   TrimOutcome outcome_;
 };
 
+class ProfileDumpWorker final : public Napi::AsyncWorker {
+ public:
+  ProfileDumpWorker(Napi::Env env, std::string dir)
+      : Napi::AsyncWorker(env, "fragstat.heapProfile"), deferred_(env), dir_(std::move(dir)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override { result_ = DumpProfile(dir_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!result_.status.ok()) {
+      deferred_.Reject(CodedError(env, result_.status).Value());
+      return;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("text", Napi::String::New(env, result_.text));
+    o.Set("durationMs", result_.duration_ms);
+    result_.text.clear();
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string dir_;
+  DumpResult result_;
+};
+
 class FragstatAddon final : public Napi::Addon<FragstatAddon> {
  public:
   FragstatAddon(Napi::Env env, Napi::Object exports) {
@@ -256,6 +284,12 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("malloptCalls", &FragstatAddon::MalloptCalls),
                              InstanceMethod("mallopt", &FragstatAddon::Mallopt),
                              InstanceMethod("writeSetting", &FragstatAddon::WriteSetting),
+                             InstanceMethod("profileState", &FragstatAddon::ProfileStateJs),
+                             InstanceMethod("profileSetActive", &FragstatAddon::ProfileSetActive),
+                             InstanceMethod("profileDump", &FragstatAddon::ProfileDump),
+                             InstanceMethod("profileDumpSync", &FragstatAddon::ProfileDumpSync),
+                             InstanceMethod("profileSetJsFrames", &FragstatAddon::ProfileSetJsFrames),
+                             InstanceMethod("demangle", &FragstatAddon::DemangleJs),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
                          });
@@ -384,6 +418,65 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
     const Status s = WriteAllocatorSetting(CurrentBackend().Name(), v);
     if (!s.ok()) throw CodedError(info.Env(), s);
     return info.Env().Undefined();
+  }
+
+  Napi::Value ProfileStateJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const ProfileState s = ReadProfileState();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("jemalloc", s.jemalloc);
+    o.Set("config", s.config);
+    o.Set("enabled", s.enabled);
+    o.Set("active", s.active);
+    o.Set("lgSample", std::isnan(s.lg_sample) ? env.Null() : Napi::Number::New(env, s.lg_sample));
+    return o;
+  }
+
+  Napi::Value ProfileSetActive(const Napi::CallbackInfo& info) {
+    bool previous = false;
+    const Status st = SetProfileActive(info[0].ToBoolean(), &previous);
+    if (!st.ok()) throw CodedError(info.Env(), st);
+    return Napi::Boolean::New(info.Env(), previous);
+  }
+
+  Napi::Value ProfileDump(const Napi::CallbackInfo& info) {
+    if (!info[0].IsString())
+      throw Napi::TypeError::New(info.Env(), "fragstat internal: expected a directory");
+    auto* w = new ProfileDumpWorker(info.Env(), info[0].As<Napi::String>().Utf8Value());
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  Napi::Value ProfileSetJsFrames(const Napi::CallbackInfo& info) {
+    const Status st = SetJsBacktrace(info[0].ToBoolean());
+    if (!st.ok()) throw CodedError(info.Env(), st);
+    return info.Env().Undefined();
+  }
+
+  // On the calling thread: for process exit, where no pool work can complete.
+  Napi::Value ProfileDumpSync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "fragstat internal: expected a directory");
+    DumpResult r = DumpProfile(info[0].As<Napi::String>().Utf8Value());
+    if (!r.status.ok()) throw CodedError(env, r.status);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("text", Napi::String::New(env, r.text));
+    o.Set("durationMs", r.duration_ms);
+    return o;
+  }
+
+  // Demangles a batch of symbol names; "" for a name that is not a mangled C++ name.
+  Napi::Value DemangleJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "fragstat internal: expected an array of names");
+    Napi::Array in = info[0].As<Napi::Array>();
+    Napi::Array out = Napi::Array::New(env, in.Length());
+    for (uint32_t i = 0; i < in.Length(); i++) {
+      Napi::Value v = in[i];
+      out[i] = Napi::String::New(env, v.IsString() ? Demangle(v.As<Napi::String>().Utf8Value().c_str()) : "");
+    }
+    return out;
   }
 
   Napi::Reference<Napi::Float64Array> values_ref_;

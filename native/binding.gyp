@@ -11,6 +11,7 @@
         "jemalloc.cc",
         "mimalloc.cc",
         "probe.cc",
+        "profile.cc",
         "rss.cc",
         "symbols.cc",
         "tcmalloc.cc",

@@ -54,6 +54,19 @@ export interface NativeDetail {
   mmapBytes: number | null;
 }
 
+/** jemalloc's heap profiler as mallctl reports it (all false when jemalloc does not serve malloc). */
+export interface NativeProfileState {
+  jemalloc: boolean;
+  /** Built with profiling (config.prof). */
+  config: boolean;
+  /** Started with profiling (opt.prof). */
+  enabled: boolean;
+  /** Sampling now (prof.active). */
+  active: boolean;
+  /** prof.lg_sample: log2 of the mean bytes between samples. */
+  lgSample: number | null;
+}
+
 export interface NativeBinding {
   allocator(): NativeAllocatorInfo;
   /** Pins the arrays that snapshot() and trimSync() write into, for this thread. */
@@ -78,6 +91,17 @@ export interface NativeBinding {
   mallopt(param: string, value: number): void;
   /** Writes one allocator setting (names in native/tunables.cc); throws a coded Error. */
   writeSetting(name: string, value: number | boolean): void;
+  profileState(): NativeProfileState;
+  /** Sets prof.active; returns the value it had. */
+  profileSetActive(active: boolean): boolean;
+  /** prof.dump into a private file in `dir`, read back and removed (on a pool thread). */
+  profileDump(dir: string): Promise<{ text: string; durationMs: number }>;
+  /** The same on the calling thread (for process exit). */
+  profileDumpSync(dir: string): { text: string; durationMs: number };
+  /** Installs (or removes) the backtrace hook that follows frame pointers through JIT frames. */
+  profileSetJsFrames(on: boolean): void;
+  /** Demangled C++ names, "" for a name that is not mangled. */
+  demangle(names: string[]): string[];
   readonly SNAPSHOT_SLOTS: number;
   readonly TRIM_SLOTS: number;
 }
@@ -141,6 +165,16 @@ function fallback(reason: string): NativeBinding {
         code: 'ERR_FRAGSTAT_TUNE_UNSUPPORTED',
       });
     },
+    profileState: () => ({ jemalloc: false, config: false, enabled: false, active: false, lgSample: null }),
+    profileSetActive: () => false,
+    profileDump: () => Promise.reject(new Error(reason)),
+    profileDumpSync: () => {
+      throw new Error(reason);
+    },
+    profileSetJsFrames: () => {
+      throw new Error(reason);
+    },
+    demangle: (names) => names.map(() => ''),
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 6,
   };

@@ -66,3 +66,14 @@ export {
 } from './tunables';
 export { cgroupMemory, type CgroupMemory, type CgroupMemoryOptions, type PressureFigures } from './cgroup';
 export { trimOnSignal, type TrimOnSignalOptions } from './signal';
+export {
+  heapProfile,
+  heapProfilerStatus,
+  setHeapProfilerActive,
+  setHeapProfilerJsFrames,
+  profilingCommand,
+  type HeapProfile,
+  type HeapProfileOptions,
+  type HeapProfilerStatus,
+  type TopEntry,
+} from './profile';

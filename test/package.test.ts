@@ -97,8 +97,12 @@ describe('entry points', () => {
     expect(existsSync(path.join(root, 'native/binding.gyp'))).toBe(true);
     // node-addon-api only serves a build from source: an optional peer, so that Yarn 4 does not
     // fetch node-gyp for it (its scripts name node-gyp).
-    expect(Object.keys(pkg.dependencies)).toEqual(['node-gyp-build']);
+    expect(Object.keys(pkg.dependencies).sort()).toEqual(['node-gyp-build', 'pprof-format']);
     expect(pkg.peerDependenciesMeta['node-addon-api']).toEqual({ optional: true });
+    // pprof-format (heap profiles' protobuf encoder) is plain JavaScript with nothing to install.
+    const pprof = JSON.parse(readFileSync(path.join(root, 'node_modules/pprof-format/package.json'), 'utf8'));
+    expect(pprof.dependencies ?? {}).toEqual({});
+    expect(pprof.scripts?.install ?? pprof.scripts?.postinstall ?? pprof.scripts?.preinstall).toBeUndefined();
   });
 });
 

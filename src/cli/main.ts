@@ -20,6 +20,7 @@ import { createInterface } from 'node:readline';
 import { findLibrary, libraries, type Preloadable } from '../libraries';
 import { renderSvg, type Series } from './plot';
 import { ReportError, reportCommand, reportUsage, runReport } from './report';
+import { profileCommand, ProfileUsageError, startProfile, type ProfileSession } from './profile';
 
 export const usage = `Usage:
   fragstat run [options] -- <command> [args...]
@@ -30,6 +31,14 @@ export const usage = `Usage:
       --detail             detail samples (glibc arenas, largest free chunk)
       --quiet              no live summary
       --report <file>      write an HTML report when the command ends (and on SIGUSR2 to fragstat)
+      --profile <file>     jemalloc heap profile (pprof) of the application, written on SIGUSR2
+                           and when it exits (implies --allocator jemalloc)
+      --profile-inactive   with --profile: start sampling at the first SIGUSR2, not at start
+      --profile-js         with --profile: name the JavaScript functions that allocated
+                           (experimental; runs node with --perf-basic-prof)
+  fragstat profile <file> [--top N] [--cumulative]
+      Prints the functions holding the most memory in a heap profile written by run --profile,
+      by the bytes they allocated themselves, or with --cumulative, with their callees'.
   fragstat plot <samples.ndjson>... -o <chart.svg> [--metric rss|allocated|free|heap]
       Draws RSS, allocated and free memory over time; with several files, one line per file
       (RSS unless --metric says otherwise).
@@ -103,6 +112,9 @@ interface RunOptions {
   detail: boolean;
   quiet: boolean;
   report: string | null;
+  profile: string | null;
+  profileInactive: boolean;
+  profileJs: boolean;
   command: string[];
 }
 
@@ -114,6 +126,9 @@ export function parseRun(args: string[]): RunOptions {
     detail: false,
     quiet: false,
     report: null,
+    profile: null,
+    profileInactive: false,
+    profileJs: false,
     command: [],
   };
   for (let i = 0; i < args.length; i++) {
@@ -139,10 +154,21 @@ export function parseRun(args: string[]): RunOptions {
     else if (a === '--detail') o.detail = true;
     else if (a === '--quiet') o.quiet = true;
     else if (a === '--report') o.report = value();
+    else if (a === '--profile') o.profile = value();
+    else if (a === '--profile-inactive') o.profileInactive = true;
+    else if (a === '--profile-js') o.profileJs = true;
     else throw new UsageError(`unknown option ${JSON.stringify(a)} for run`);
   }
   if (o.command.length === 0)
     throw new UsageError('run needs a command after --, e.g. fragstat run -- node app.js');
+  if (o.profileInactive && !o.profile) throw new UsageError('--profile-inactive needs --profile <file>');
+  if (o.profileJs && !o.profile) throw new UsageError('--profile-js needs --profile <file>');
+  if (o.profile) {
+    if (o.allocator === 'tcmalloc' || o.allocator === 'mimalloc') {
+      throw new UsageError(`--profile uses jemalloc's heap profiler: it cannot run under ${o.allocator}`);
+    }
+    o.allocator = 'jemalloc';
+  }
   return o;
 }
 
@@ -178,6 +204,14 @@ async function run(o: RunOptions): Promise<number> {
   env.FRAGSTAT_RUN_INTERVAL_MS = String(o.intervalMs);
   env.FRAGSTAT_RUN_DETAIL = o.detail ? '1' : '0';
   const report = o.report ? runReport(o.report, o.command, env) : null;
+  let profile: ProfileSession | null = null;
+  if (o.profile) {
+    try {
+      profile = startProfile(o.profile, { inactive: o.profileInactive, js: o.profileJs }, env, o.command);
+    } catch (err) {
+      throw new CliError(`cannot write ${o.profile}: ${(err as Error).message}`);
+    }
+  }
 
   // Open the output before starting anything, so a bad path fails here and not mid-run.
   let out: WriteStream | null = null;
@@ -203,9 +237,12 @@ async function run(o: RunOptions): Promise<number> {
   const onInt = () => {};
   const onTerm = () => child.kill('SIGTERM');
   const onHup = () => child.kill('SIGHUP');
+  const onUsr2 = () => child.kill('SIGUSR2');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   process.on('SIGHUP', onHup);
+  if (profile) process.on('SIGUSR2', onUsr2);
+  if (profile && child.pid) profile.attach(child.pid);
 
   const tty = process.stderr.isTTY;
   let samples = 0;
@@ -241,6 +278,8 @@ async function run(o: RunOptions): Promise<number> {
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);
   process.off('SIGHUP', onHup);
+  process.off('SIGUSR2', onUsr2);
+  await profile?.finish();
   if (tty && !o.quiet && samples) process.stderr.write('\n');
   const stream = out as WriteStream | null;
   if (stream) await new Promise((r) => stream.end(r));
@@ -332,12 +371,22 @@ function plot(args: string[]): number {
   return 0;
 }
 
+function profileTable(args: string[]): number {
+  try {
+    return profileCommand(args);
+  } catch (err) {
+    if (err instanceof ProfileUsageError) throw new UsageError(err.message);
+    throw new CliError((err as Error).message);
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === 'run') return await run(parseRun(rest));
     if (command === 'plot') return plot(rest);
     if (command === 'report') return reportCommand(rest);
+    if (command === 'profile') return profileTable(rest);
     if (command === '--help' || command === '-h' || command === 'help') {
       process.stdout.write(`${usage}\n`);
       return 0;
