@@ -17,7 +17,7 @@
 #include <cstring>
 #include <vector>
 
-#include "rss.h"
+#include "clock.h"
 #include "symbols.h"
 
 namespace fragstat {
