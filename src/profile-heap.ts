@@ -99,3 +99,15 @@ export function unsampleFactor(sampledObjects: number, sampledBytes: number, per
   const mean = sampledBytes / sampledObjects;
   return 1 / (1 - Math.exp(-mean / periodBytes));
 }
+
+/** One row of a heap profile's top table (kept here, beside the parser, so that the public
+ * typings never load pprof-format's). */
+export interface TopEntry {
+  /** Function name (C++ names demangled). */
+  name: string;
+  /** Estimated live bytes allocated directly by this function (innermost frame). */
+  selfBytes: number;
+  /** Estimated live bytes allocated by this function or anything it called. */
+  cumulativeBytes: number;
+  selfObjects: number;
+}

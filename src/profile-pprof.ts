@@ -11,6 +11,7 @@ import {
   StringTable,
   ValueType,
 } from 'pprof-format';
+import type { TopEntry } from './profile-heap';
 import type { Frame, Mapping } from './profile-symbols';
 
 /** One stack with its estimated live objects and bytes (negative in a diff for what was freed). */
@@ -22,15 +23,6 @@ export interface StackValue {
 }
 
 /** One row of the top table. */
-export interface TopEntry {
-  /** Function name (C++ names demangled). */
-  name: string;
-  /** Estimated live bytes allocated directly by this function (innermost frame). */
-  selfBytes: number;
-  /** Estimated live bytes allocated by this function or anything it called. */
-  cumulativeBytes: number;
-  selfObjects: number;
-}
 
 export interface BuildOptions {
   samplePeriodBytes: number;

@@ -7,19 +7,13 @@ import { binding, bindingPath } from './binding';
 import { allocator } from './core';
 import { findLibrary, libraries } from './libraries';
 import { parseHeapV2, unsampleFactor } from './profile-heap';
-import {
-  buildPprof,
-  decodePprof,
-  readPprof,
-  topTable,
-  type StackValue,
-  type TopEntry,
-} from './profile-pprof';
+import { buildPprof, decodePprof, readPprof, topTable, type StackValue } from './profile-pprof';
+import type { TopEntry } from './profile-heap';
 import { parseMaps, Symbolizer, type Frame } from './profile-symbols';
 import { checkKeys, checkNumber, checkOptions, describe } from './validate';
 import type { AllocatorName } from './types';
 
-export type { TopEntry } from './profile-pprof';
+export type { TopEntry } from './profile-heap';
 
 /** What heapProfile() returns. */
 export interface HeapProfile {
