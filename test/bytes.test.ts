@@ -126,8 +126,9 @@ describe.runIf(havePreload('jemalloc'))('jemalloc (LD_PRELOAD)', () => {
     for (const s of [r.before, r.allocated, r.freed, r.trimmed]) expectJemallocLive(s);
     // Each Buffer also holds a few small runtime objects: measured 1.14x the bytes.
     expectNear(r.allocated.allocatedBytes! - r.before.allocatedBytes!, total(r), 0.97, 1.25);
-    // Everything was freed, so the live figure comes back to where it started...
-    expect(Math.abs(r.freed.allocatedBytes! - r.before.allocatedBytes!)).toBeLessThan(256 * 1024);
+    // Everything was freed, so the live figure comes back to where it started, give or take what
+    // the runtime itself allocated meanwhile (up to 0.8 MB on Node 24 and 26, 1.3% of the 64 MiB)...
+    expect(Math.abs(r.freed.allocatedBytes! - r.before.allocatedBytes!)).toBeLessThan(1024 * 1024);
     // ...while the thread caches hold freed blocks that stats.allocated counts (1.3-2.6 MB measured).
     expect(r.freed.raw['stats.arenas.all.tcache_bytes']!).toBeGreaterThan(256 * 1024);
   });
