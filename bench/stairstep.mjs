@@ -62,7 +62,8 @@ function bodies(kb) {
 const configs = [
   { name: 'glibc', allocator: 'glibc' },
   { name: 'glibc + auto-trim', allocator: 'glibc', env: { STAIRSTEP_AUTOTRIM: '1' } },
-  { name: 'jemalloc', allocator: 'jemalloc' },
+  // fragstat run turns jemalloc's background thread on unless MALLOC_CONF sets it: say it is off.
+  { name: 'jemalloc', allocator: 'jemalloc', env: { MALLOC_CONF: 'background_thread:false' } },
   // jemalloc decays dirty pages only while it works, unless a background thread does it.
   {
     name: 'jemalloc + background_thread',

@@ -77,6 +77,33 @@ describe('fragstat run', () => {
     });
   }
 
+  it.runIf(havePreload('jemalloc'))(
+    '--allocator jemalloc turns its background thread on, unless MALLOC_CONF already sets it',
+    () => {
+      const probe = path.join(dir, 'background-thread.js');
+      writeFileSync(
+        probe,
+        `const f = require(${JSON.stringify(root)});
+         const t = f.tunables().settings;
+         process.stderr.write(JSON.stringify({ conf: process.env.MALLOC_CONF, on: t.background_thread.value }));`,
+      );
+      const read = (env: Record<string, string>) => {
+        const r = fragstat(['run', '--allocator', 'jemalloc', '--quiet', '--', process.execPath, probe], env);
+        expect(r.status, r.stderr).toBe(0);
+        return JSON.parse(/\{.*\}/.exec(r.stderr)![0]) as { conf: string; on: boolean };
+      };
+      expect(read({})).toEqual({ conf: 'background_thread:true', on: true });
+      expect(read({ MALLOC_CONF: 'dirty_decay_ms:5000' })).toEqual({
+        conf: 'dirty_decay_ms:5000,background_thread:true',
+        on: true,
+      });
+      expect(read({ MALLOC_CONF: 'background_thread:false' })).toEqual({
+        conf: 'background_thread:false',
+        on: false,
+      });
+    },
+  );
+
   it('says how to install an allocator it cannot find', () => {
     const r = fragstat(['run', '--allocator', 'jemalloc', '--', process.execPath, app], {
       FRAGSTAT_HIDE_LIBRARIES: '1',
