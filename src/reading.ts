@@ -6,8 +6,10 @@
 // the last walk (as a monitor's overhead budget does), and requests in between get the cached
 // reading with its age.
 import { binding } from './binding';
-import { breakdownAsync, type Breakdown } from './breakdown';
+import { getHeapStatistics } from 'node:v8';
+import { composeBreakdown, type Breakdown } from './breakdown';
 import { snapshotAsync } from './core';
+import { readSmapsAsync } from './smaps';
 import type { Snapshot } from './types';
 import type { Verdict } from './verdict';
 
@@ -195,9 +197,13 @@ const bd: BreakdownState = (shared.readingBreakdown ??= { entry: null, inFlight:
 function refreshBreakdown(): Promise<void> {
   if (bd.inFlight) return bd.inFlight;
   const at = performance.now();
-  const flight = breakdownAsync().then(
-    (breakdown) => {
-      bd.entry = { breakdown, at };
+  // The allocator figures come from the shared reading, so a breakdown adds no walk of the heap
+  // of its own: only the smaps read (off the JS thread) and its parse.
+  const flight = Promise.all([sharedReading(false), readSmapsAsync()]).then(
+    ([reading, smaps]) => {
+      if (smaps === null) return;
+      const b = composeBreakdown(smaps, reading.snapshot, getHeapStatistics().total_physical_size);
+      bd.entry = { breakdown: { ...b, durationMs: performance.now() - at }, at };
     },
     () => {
       // /proc unreadable or the allocator read failed: endpoints go on without a breakdown.
@@ -210,7 +216,8 @@ function refreshBreakdown(): Promise<void> {
 }
 
 /**
- * The newest breakdown for an endpoint. Taken at most once per `minIntervalMs`, off the JS thread;
+ * The newest breakdown for an endpoint, built from the shared reading's allocator figures (as old
+ * as that reading) and a fresh read of /proc/self/smaps. Taken at most once per `minIntervalMs`;
  * only the first call waits for one: later calls get the newest one at once, and a stale one starts
  * a refresh in the background. Null where none could be taken.
  */
