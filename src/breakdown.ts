@@ -71,6 +71,10 @@ export function composeBreakdown(
   let overhead = 0;
   let claimed = new Set<number>();
   let glibcResident = 0;
+  // Arena memory glibc holds outside the mappings found: when brk cannot grow [heap] (another
+  // mapping sits right after it), the main arena goes on in anonymous mmaps no header marks.
+  let glibcElsewhere = 0;
+  let liveElsewhere = 0;
   if (snap.allocator === 'glibc') {
     const mem = openMemoryReader(pageSize);
     if (mem === null) partial.push('mallocLive', 'mallocFreeResident', 'other');
@@ -83,6 +87,11 @@ export function composeBreakdown(
         mallocLive = liveInArenas + g.mmapRssBytes;
         mallocFree = arenas - liveInArenas;
         glibcResident = arenas + g.mmapRssBytes;
+        const systemBytes = snap.raw.arena ?? 0;
+        if (systemBytes - g.arenaMappedBytes > 1024 * 1024) {
+          glibcElsewhere = systemBytes - g.arenaMappedBytes;
+          liveElsewhere = Math.max(0, (snap.raw.uordblks ?? 0) - liveInArenas);
+        }
       } finally {
         mem.close();
       }
@@ -114,6 +123,12 @@ export function composeBreakdown(
   const v8Heap = take(v8PhysicalBytes);
   switch (snap.allocator) {
     case 'glibc':
+      if (glibcElsewhere > 0) {
+        // Its live bytes are counted from glibc's books (capped by what is left); how much of its
+        // free memory is resident cannot be told.
+        mallocLive += take(Math.min(liveElsewhere, glibcElsewhere));
+        partial.push('mallocFreeResident');
+      }
       break;
     case 'jemalloc':
       mallocFree = take(snap.residentFreeBytes);

@@ -155,6 +155,8 @@ export const GLIBC_HEAP_MAX = 64 * 1024 * 1024;
 export interface GlibcResidency {
   /** Resident bytes of the main arena ([heap], grown with brk). */
   mainArenaRssBytes: number;
+  /** Size of the arenas' mappings found ([heap] and thread-arena heaps), resident or not. */
+  arenaMappedBytes: number;
   /** Resident bytes of every thread-arena heap (64 MiB-aligned mappings with a heap_info header). */
   threadArenaRssBytes: number;
   threadArenaHeaps: number;
@@ -185,6 +187,7 @@ export function findGlibcMemory(
 ): GlibcResidency {
   const r: GlibcResidency = {
     mainArenaRssBytes: 0,
+    arenaMappedBytes: 0,
     threadArenaRssBytes: 0,
     threadArenaHeaps: 0,
     mmapRssBytes: 0,
@@ -196,6 +199,7 @@ export function findGlibcMemory(
     const m = maps[i];
     if (m.path === '[heap]') {
       r.mainArenaRssBytes += m.rssBytes;
+      r.arenaMappedBytes += m.end - m.start;
       r.claimed.add(i);
       continue;
     }
@@ -206,6 +210,7 @@ export function findGlibcMemory(
       const w = mem.words(m.start);
       if (w && w[0] !== 0n && U(w[3]) === len && U(w[2]) > 0 && U(w[2]) <= len) {
         r.threadArenaRssBytes += m.rssBytes;
+        r.arenaMappedBytes += m.end - m.start;
         r.threadArenaHeaps++;
         r.claimed.add(i);
         continue;
