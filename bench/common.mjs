@@ -1,4 +1,5 @@
 // Helpers shared by the benchmarks.
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 
@@ -51,4 +52,34 @@ export function table(header, rows) {
   return [line(cells[0]), `| ${w.map((n) => '-'.repeat(n)).join(' | ')} |`, ...cells.slice(1).map(line)].join(
     '\n',
   );
+}
+
+/** The JSON body the HTTP benchmarks post (bench/http-service.cjs answers it gzipped). */
+export const jsonBody = JSON.stringify({
+  items: Array.from({ length: 200 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] })),
+});
+
+/**
+ * Starts `node ...args` (a service that prints "listening on URL"), loads it with autocannon
+ * (POSTs of jsonBody), stops it, and returns autocannon's result.
+ */
+export async function driveJsonService(args, env, { connections, duration }) {
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise((resolve) =>
+    child.stdout.on('data', (d) => resolve(/listening on (\S+)/.exec(String(d))[1])),
+  );
+  const r = await require('autocannon')({
+    url,
+    method: 'POST',
+    body: jsonBody,
+    headers: { 'content-type': 'application/json' },
+    connections,
+    duration,
+  });
+  child.kill();
+  await new Promise((resolve) => child.on('close', resolve));
+  return r;
 }

@@ -3,36 +3,16 @@
 // machine's drift hits both alike. Prints medians and the ratio.
 //
 //   node bench/http.mjs            (RUNS=6, DURATION=8 seconds, CONNECTIONS=32)
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { machine, median, require, table } from './common.mjs';
+import { driveJsonService, machine, median, table } from './common.mjs';
 
-const autocannon = require('autocannon');
 const RUNS = Number(process.env.RUNS || 6);
 const DURATION = Number(process.env.DURATION || 8);
 const CONNECTIONS = Number(process.env.CONNECTIONS || 32);
 const service = fileURLToPath(new URL('./http-service.cjs', import.meta.url));
-const body = JSON.stringify({
-  items: Array.from({ length: 200 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] })),
-});
 
 async function once(env) {
-  const child = spawn(process.execPath, [service], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise((resolve) =>
-    child.stdout.on('data', (d) => resolve(/listening on (\S+)/.exec(String(d))[1])),
-  );
-  const r = await autocannon({
-    url,
-    method: 'POST',
-    body,
-    headers: { 'content-type': 'application/json' },
-    connections: CONNECTIONS,
-    duration: DURATION,
-  });
-  child.kill();
+  const r = await driveJsonService([service], env, { connections: CONNECTIONS, duration: DURATION });
   return { rps: r.requests.average, p99: r.latency.p99, errors: r.errors + r.non2xx };
 }
 

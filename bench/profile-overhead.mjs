@@ -7,14 +7,13 @@
 // Then heapProfile() alone, in a process that serves nothing.
 //
 //   node bench/profile-overhead.mjs   (RUNS=5, DURATION=8 seconds, CONNECTIONS=32, PROFILE_EVERY_MS=2000)
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median, require, table } from './common.mjs';
+import { driveJsonService, median, require, table } from './common.mjs';
 
-const autocannon = require('autocannon');
 const { findLibrary } = require('../dist/libraries');
 const RUNS = Number(process.env.RUNS || 5);
 const DURATION = Number(process.env.DURATION || 8);
@@ -24,9 +23,6 @@ const service = fileURLToPath(new URL('./profile-service.cjs', import.meta.url))
 const jemalloc = findLibrary('jemalloc');
 if (!jemalloc) throw new Error('libjemalloc.so.2 not found (Debian: apt-get install libjemalloc2)');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fragstat-bench-'));
-const body = JSON.stringify({
-  items: Array.from({ length: 200 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'] })),
-});
 
 let n = 0;
 async function once(env) {
@@ -35,23 +31,11 @@ async function once(env) {
     env.JS_FRAMES === '1'
       ? ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=+', service]
       : [service];
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, LD_PRELOAD: jemalloc, PROFILE_LOG: log, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise((resolve) =>
-    child.stdout.on('data', (d) => resolve(/listening on (\S+)/.exec(String(d))[1])),
+  const r = await driveJsonService(
+    args,
+    { LD_PRELOAD: jemalloc, PROFILE_LOG: log, ...env },
+    { connections: CONNECTIONS, duration: DURATION },
   );
-  const r = await autocannon({
-    url,
-    method: 'POST',
-    body,
-    headers: { 'content-type': 'application/json' },
-    connections: CONNECTIONS,
-    duration: DURATION,
-  });
-  child.kill();
-  await new Promise((resolve) => child.on('close', resolve));
   let profiles = [];
   try {
     profiles = readFileSync(log, 'utf8')
