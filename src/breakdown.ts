@@ -51,6 +51,12 @@ export interface Breakdown {
   snapshot: Snapshot;
   /** How long reading and classifying took, ms (the smaps read runs off the JS thread in breakdownAsync). */
   durationMs: number;
+  /**
+   * RSS from /proc/self/statm right after the smaps read, bytes (null where it cannot be read).
+   * With `snapshot.rssBytes`, read right before it, it brackets the moment of the breakdown: a
+   * wide gap means memory moved while the mappings were walked (a GC, a burst of allocations).
+   */
+  rssAfterBytes: number | null;
 }
 
 const KERNEL_NAMED_CODE = new Set(['[vdso]', '[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -60,7 +66,7 @@ export function composeBreakdown(
   smaps: Smaps,
   snap: Snapshot,
   v8PhysicalBytes: number,
-): Omit<Breakdown, 'durationMs'> {
+): Omit<Breakdown, 'durationMs' | 'rssAfterBytes'> {
   const { maps, pageSize } = smaps;
   let rss = 0;
   for (const m of maps) rss += m.rssBytes;
@@ -174,6 +180,12 @@ function noOptions(fn: string, options: unknown): void {
   checkKeys(`${fn}(options)`, checkOptions(`${fn}(options)`, options), []);
 }
 
+/** RSS from statm now, or null where it cannot be read. */
+export function statmRss(): number | null {
+  const rss = binding.rssBytes();
+  return Number.isFinite(rss) && rss > 0 ? rss : null;
+}
+
 class SmapsUnavailable extends Error {
   code = 'ERR_FRAGSTAT_SMAPS';
   constructor() {
@@ -191,9 +203,10 @@ export function breakdown(options?: Record<string, never>): Breakdown {
   const t0 = performance.now();
   const snap = snapshot();
   const smaps = readSmaps();
+  const rssAfterBytes = statmRss();
   if (smaps === null) throw new SmapsUnavailable();
   const b = composeBreakdown(smaps, snap, getHeapStatistics().total_physical_size);
-  return { ...b, durationMs: performance.now() - t0 };
+  return { ...b, durationMs: performance.now() - t0, rssAfterBytes };
 }
 
 /** breakdown() with the allocator read and the smaps read on libuv pool threads. */
@@ -204,7 +217,8 @@ export async function breakdownAsync(options?: Record<string, never>): Promise<B
   // and then the mappings, as close together as the pool allows.
   const snap = await snapshotAsync();
   const smaps = await readSmapsAsync();
+  const rssAfterBytes = statmRss();
   if (smaps === null) throw new SmapsUnavailable();
   const b = composeBreakdown(smaps, snap, getHeapStatistics().total_physical_size);
-  return { ...b, durationMs: performance.now() - t0 };
+  return { ...b, durationMs: performance.now() - t0, rssAfterBytes };
 }

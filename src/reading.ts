@@ -7,7 +7,7 @@
 // reading with its age.
 import { binding } from './binding';
 import { getHeapStatistics } from 'node:v8';
-import { composeBreakdown, type Breakdown } from './breakdown';
+import { composeBreakdown, statmRss, type Breakdown } from './breakdown';
 import { snapshotAsync } from './core';
 import { readSmapsAsync } from './smaps';
 import type { Snapshot } from './types';
@@ -203,7 +203,7 @@ function refreshBreakdown(): Promise<void> {
     ([reading, smaps]) => {
       if (smaps === null) return;
       const b = composeBreakdown(smaps, reading.snapshot, getHeapStatistics().total_physical_size);
-      bd.entry = { breakdown: { ...b, durationMs: performance.now() - at }, at };
+      bd.entry = { breakdown: { ...b, durationMs: performance.now() - at, rssAfterBytes: statmRss() }, at };
     },
     () => {
       // /proc unreadable or the allocator read failed: endpoints go on without a breakdown.
