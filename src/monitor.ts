@@ -3,7 +3,9 @@ import { EventEmitter } from 'node:events';
 import { getHeapStatistics } from 'node:v8';
 import { allocator, snapshotAsync, trim } from './core';
 import { jemallocCommand } from './libraries';
-import { readTrimOptions, TrimPolicy, type AutoTrimOptions } from './policy';
+import { watchActivity, type StopWatching } from './activity';
+import { readTrimOptions, TrimPolicy, type AutoTrimOptions, type TrimReason } from './policy';
+import { tune, tunables } from './tunables';
 import { attachMonitor, type ReadingSourceHandle } from './reading';
 import { verdict, type Verdict, type VerdictOptions } from './verdict';
 import type { Snapshot, TrimResult } from './types';
@@ -66,6 +68,10 @@ export interface MonitorStats {
   trimIntervalMs: number | null;
   /** Automatic trims judged undone: the process touched as many pages again by the next sample (see AutoTrimOptions.maxRefaultRatio). */
   trimsUndone: number;
+  /** Automatic trims by what led to them: the interval, the process going quiet, a V8 major GC. */
+  trimsBy: Record<TrimReason, number>;
+  /** The arena cap this monitor set (AutoTrimOptions.arenaMax), or null when it set none. */
+  arenaCap: number | null;
   trimPaused: boolean;
 }
 
@@ -116,7 +122,27 @@ export class Monitor extends EventEmitter {
     free: null as number | null,
   };
   private trims = 0;
+  private trimsBy: Record<TrimReason, number> = { interval: 0, quiet: 0, gc: 0 };
   private trimReleased = 0;
+  // glibc: fewer arenas, fewer top chunks that no trim reaches (AutoTrimOptions.arenaMax). Only
+  // where nobody chose a cap: the environment, GLIBC_TUNABLES or a mallopt always win.
+  private capArenas(): void {
+    const cap = this.policy?.options.arenaMax ?? null;
+    if (cap === null || this.arenaCap !== null || allocator().name !== 'glibc') return;
+    try {
+      if (tunables().settings['glibc.malloc.arena_max']?.source !== 'default') return;
+      tune({ arenaMax: cap });
+      this.arenaCap = cap;
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  // The policy's triggers between samples (quiet after a burst, major GCs).
+  private stopWatching: StopWatching | null = null;
+  private gcTimer: NodeJS.Timeout | null = null;
+  private queuedReason: TrimReason | null = null;
+  private arenaCap: number | null = null;
   private pauses = 0;
   // One queue per live async iterator: each gets every sample from its creation on.
   private readonly iterators = new Set<{
@@ -156,6 +182,8 @@ export class Monitor extends EventEmitter {
     this.startedAt = performance.now();
     this.sampleMsTotal = 0;
     this.shared = attachMonitor(this.detail, () => this.verdict());
+    this.capArenas();
+    this.watch();
     this.schedule(0);
     return this;
   }
@@ -166,6 +194,11 @@ export class Monitor extends EventEmitter {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.stopWatching?.();
+    this.stopWatching = null;
+    if (this.gcTimer) clearTimeout(this.gcTimer);
+    this.gcTimer = null;
+    this.queuedReason = null;
     this.shared?.detach();
     this.shared = null;
     for (const it of this.iterators) {
@@ -256,6 +289,8 @@ export class Monitor extends EventEmitter {
       trimReleasedBytes: this.trimReleased,
       trimIntervalMs: this.policy ? this.policy.intervalMs : null,
       trimsUndone: this.policy ? this.policy.undone : 0,
+      trimsBy: { ...this.trimsBy },
+      arenaCap: this.arenaCap,
       trimPaused: this.pauses > 0,
     };
   }
@@ -293,7 +328,42 @@ export class Monitor extends EventEmitter {
     this.timer.unref();
   }
 
-  private async tick(): Promise<void> {
+  // The policy's triggers between samples: each takes a sample early (one at a time).
+  private watch(): void {
+    const p = this.policy;
+    if (!p || (!p.options.whenQuiet && !p.options.afterGc)) return;
+    this.stopWatching = watchActivity(1000, {
+      onWindow: p.options.whenQuiet
+        ? (share, start, end) => {
+            if (p.noteActivity(share, start, end)) this.sampleNow('quiet');
+          }
+        : undefined,
+      onMajorGc: p.options.afterGc
+        ? () => {
+            if (this.gcTimer || !p.wantsSampleAfterGc()) return;
+            // Backing stores are freed after the GC, partly on a background thread.
+            this.gcTimer = setTimeout(() => {
+              this.gcTimer = null;
+              this.sampleNow('gc');
+            }, 500);
+            this.gcTimer.unref();
+          }
+        : undefined,
+    });
+  }
+
+  private sampleNow(reason: TrimReason): void {
+    if (!this.running) return;
+    if (this.inFlight) {
+      this.queuedReason = reason;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    void this.tick(reason);
+  }
+
+  private async tick(reason: TrimReason = 'interval'): Promise<void> {
     if (!this.running || this.inFlight) return;
     this.inFlight = true;
     try {
@@ -307,12 +377,15 @@ export class Monitor extends EventEmitter {
       this.record(sample);
       this.shared?.publish(snap);
       if (this.running) this.deliver(sample);
-      await this.maybeTrim(sample);
+      await this.maybeTrim(sample, reason);
     } catch (err) {
       this.fail(err as Error);
     } finally {
       this.inFlight = false;
-      this.schedule(this.effectiveInterval);
+      const queued = this.queuedReason;
+      this.queuedReason = null;
+      if (queued) this.sampleNow(queued);
+      else this.schedule(this.effectiveInterval);
     }
   }
 
@@ -362,13 +435,14 @@ export class Monitor extends EventEmitter {
     }
   }
 
-  private async maybeTrim(s: Sample): Promise<void> {
+  private async maybeTrim(s: Sample, reason: TrimReason): Promise<void> {
     const p = this.policy;
     if (!p || !this.running || this.pauses > 0 || !allocator().canTrim) return;
-    if (!p.shouldTrim(s)) return;
+    if (!p.shouldTrim(s, performance.now(), reason)) return;
     const result: TrimResult = await trim();
-    p.trimmed(s, result);
+    p.trimmed(s, result, performance.now(), reason);
     this.trims++;
+    this.trimsBy[reason]++;
     this.trimReleased += Math.max(0, result.releasedBytes ?? 0);
     this.emitSafely('trim', result);
   }

@@ -32,11 +32,15 @@ const jemalloc = findLibrary('jemalloc');
 const CONFIGS = {
   glibc: { env: {} },
   'glibc+monitor': { env: { CURE: 'monitor' } },
+  // The same without its arena cap: what the cap adds to the trims.
+  'monitor-no-cap': { env: { CURE: 'monitor', CURE_AUTOTRIM: '{"arenaMax":false}' } },
   'glibc+trim5s': { env: { CURE: 'periodic' } },
   'arena_max=2': { env: { MALLOC_ARENA_MAX: '2' } },
   jemalloc: { env: { LD_PRELOAD: jemalloc }, needs: jemalloc },
   'jemalloc-bg': { env: { LD_PRELOAD: jemalloc, MALLOC_CONF: 'background_thread:true' }, needs: jemalloc },
 };
+// More configurations for an experiment, e.g. EXTRA_CONFIGS='{"tt":{"CURE":"monitor","CURE_TUNE":"{\\"trimThresholdBytes\\":1048576}"}}'
+for (const [name, env] of Object.entries(JSON.parse(process.env.EXTRA_CONFIGS || '{}'))) CONFIGS[name] = { env };
 const configNames = (process.env.CONFIGS || Object.keys(CONFIGS).join(',')).split(',');
 for (const name of configNames) {
   if (!CONFIGS[name]) throw new Error(`unknown config ${name}; known: ${Object.keys(CONFIGS).join(', ')}`);
@@ -180,7 +184,7 @@ async function runOne(service, config) {
   clearInterval(sampler);
   const idle = rssBytes(pid);
   const faults = minorFaults(pid) - faults0;
-  const { trims, allocator } = await ask('trims', 'trims');
+  const { trims, trimsBy, allocator, where } = await ask('trims', 'trims');
   child.kill('SIGKILL');
   latencies.sort((a, b) => a - b);
   return {
@@ -194,6 +198,8 @@ async function runOne(service, config) {
     p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? NaN,
     minorFaults: faults,
     trims,
+    trimsBy,
+    where,
   };
 }
 
@@ -207,7 +213,9 @@ for (let round = 0; round < ROUNDS; round++) {
       results.push(r);
       console.error(
         `round ${round + 1} ${service} ${config}: peak ${r.peakMiB.toFixed(0)} MiB, idle ${r.idleMiB.toFixed(0)} MiB, ` +
-          `${r.throughput.toFixed(1)}/s, p99 ${r.p99Ms.toFixed(0)} ms, ${r.minorFaults} minflt, ${r.trims} trims`,
+          `${r.throughput.toFixed(1)}/s, p99 ${r.p99Ms.toFixed(0)} ms, ${r.minorFaults} minflt, ${r.trims} trims` +
+          (r.trimsBy ? ` ${JSON.stringify(r.trimsBy)}` : '') +
+          (r.where?.arenas ? ` ${JSON.stringify(r.where, (k, v) => (typeof v === 'number' ? Math.round(v) : v))}` : ''),
       );
     }
   }
