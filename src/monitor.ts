@@ -4,7 +4,14 @@ import { getHeapStatistics } from 'node:v8';
 import { allocator, snapshotAsync, trim } from './core';
 import { jemallocCommand } from './libraries';
 import { watchActivity, type StopWatching } from './activity';
-import { readTrimOptions, TrimPolicy, type AutoTrimOptions, type TrimReason } from './policy';
+import { cgroupMemory } from './cgroup';
+import {
+  readTrimOptions,
+  TrimPolicy,
+  type AutoTrimOptions,
+  type PolicySample,
+  type TrimReason,
+} from './policy';
 import { tune, tunables } from './tunables';
 import { attachMonitor, type ReadingSourceHandle } from './reading';
 import { verdict, type Verdict, type VerdictOptions } from './verdict';
@@ -377,7 +384,7 @@ export class Monitor extends EventEmitter {
       this.record(sample);
       this.shared?.publish(snap);
       if (this.running) this.deliver(sample);
-      await this.maybeTrim(sample, reason);
+      await this.maybeTrim({ ...sample, limit: this.cgroupLimit() }, reason);
     } catch (err) {
       this.fail(err as Error);
     } finally {
@@ -435,7 +442,17 @@ export class Monitor extends EventEmitter {
     }
   }
 
-  private async maybeTrim(s: Sample, reason: TrimReason): Promise<void> {
+  // The cgroup limit the policy weighs (memory.high, else memory.max), read only when it is asked.
+  private cgroupLimit(): PolicySample['limit'] {
+    const where = this.policy?.options.cgroup;
+    if (!where || this.pauses > 0) return null;
+    const c = cgroupMemory(where);
+    if (!c || c.currentBytes === null) return null;
+    const bytes = c.highBytes ?? c.maxBytes;
+    return bytes === null ? null : { bytes, headroomBytes: bytes - c.currentBytes };
+  }
+
+  private async maybeTrim(s: PolicySample & Sample, reason: TrimReason): Promise<void> {
     const p = this.policy;
     if (!p || !this.running || this.pauses > 0 || !allocator().canTrim) return;
     if (!p.shouldTrim(s, performance.now(), reason)) return;

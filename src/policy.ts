@@ -1,6 +1,7 @@
 // When to trim automatically: the gates a monitor's auto-trim applies to each sample, and what it
 // learns from each trim. Plain state and arithmetic over samples; the monitor does the I/O.
 import * as os from 'node:os';
+import type { CgroupMemoryOptions } from './cgroup';
 import type { Snapshot, TrimResult } from './types';
 import { checkBoolean, checkKeys, checkNumber, describe } from './validate';
 
@@ -68,13 +69,25 @@ export interface AutoTrimOptions {
    * leaves malloc alone. Default: 2 x os.availableParallelism().
    */
   arenaMax?: number | false;
+  /**
+   * Under a cgroup v2 memory limit (memory.high where set, else memory.max), trim sooner as the
+   * headroom shrinks: once less than a quarter of the limit is left, the free-memory floor, the
+   * growth needed and the interval shrink in proportion to the headroom (a tenth of the limit
+   * left: 40% of each), down to 1 MiB and 1 s. `true` (default) reads the process's own cgroup;
+   * an object names another tree (`{ root, path }`, as cgroupMemory() takes); `false` ignores it.
+   */
+  cgroup?: boolean | CgroupMemoryOptions;
 }
 
 /** What the policy looks at in a sample. */
 export type PolicySample = Pick<
   Snapshot,
   'rssBytes' | 'allocatedBytes' | 'freeBytes' | 'residentFreeBytes' | 'ratios'
-> & { v8HeapBytes: number };
+> & {
+  v8HeapBytes: number;
+  /** The cgroup's limit (memory.high, else memory.max) and what is left of it, bytes; absent without one. */
+  limit?: { bytes: number; headroomBytes: number } | null;
+};
 
 const MiB = 1024 * 1024;
 const PAGE = 4096;
@@ -83,11 +96,15 @@ const FLOOR_SHARE = 0.1;
 const FLOOR_MIN = 8 * MiB;
 /** A second with CPU use of this many times quietCpu is a burst. */
 const BURST_FACTOR = 4;
+/** Below this share of a cgroup limit left, the gates shrink with the headroom. */
+const TIGHT_SHARE = 0.25;
 
 /** The policy's options with their defaults; minFreeBytes and minGrowthBytes null when relative. */
 export type TrimPolicyOptions = Required<
-  Omit<AutoTrimOptions, 'minFreeBytes' | 'minGrowthBytes' | 'arenaMax'>
+  Omit<AutoTrimOptions, 'minFreeBytes' | 'minGrowthBytes' | 'arenaMax' | 'cgroup'>
 > & {
+  /** null: no cgroup; else what cgroupMemory() is given. */
+  cgroup: CgroupMemoryOptions | null;
   minFreeBytes: number | null;
   minGrowthBytes: number | null;
   /** null: leave malloc's arena cap alone. */
@@ -118,6 +135,7 @@ export function readTrimOptions(value: unknown): TrimPolicyOptions | null {
     'quietMs',
     'afterGc',
     'arenaMax',
+    'cgroup',
   ]);
   const t = o as AutoTrimOptions;
   const optional = (name: string, v: number | undefined) =>
@@ -134,11 +152,40 @@ export function readTrimOptions(value: unknown): TrimPolicyOptions | null {
     quietCpu: checkNumber('options.autoTrim.quietCpu', t.quietCpu, 0.05, 0, 64),
     quietMs: checkNumber('options.autoTrim.quietMs', t.quietMs, 2000, 0, 2 ** 31 - 1),
     afterGc: checkBoolean('options.autoTrim.afterGc', t.afterGc, true),
+    cgroup: readCgroupOption(t.cgroup),
     arenaMax:
       t.arenaMax === false
         ? null
         : checkNumber('options.autoTrim.arenaMax', t.arenaMax, 2 * cpus(), 1, 1024, true),
   };
+}
+
+function readCgroupOption(v: unknown): CgroupMemoryOptions | null {
+  if (v === undefined || v === true) return {};
+  if (v === false) return null;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    throw new TypeError(
+      `Expected a boolean or an object for options.autoTrim.cgroup but received ${describe(v)}`,
+    );
+  }
+  checkKeys('options.autoTrim.cgroup', v, ['root', 'path']);
+  for (const k of ['root', 'path'] as const) {
+    const x = (v as CgroupMemoryOptions)[k];
+    if (x !== undefined && typeof x !== 'string') {
+      throw new TypeError(`Expected a string for options.autoTrim.cgroup.${k} but received ${describe(x)}`);
+    }
+  }
+  return v as CgroupMemoryOptions;
+}
+
+/**
+ * How much of each gate holds under a cgroup limit: 1 with room to spare, falling in proportion
+ * to the headroom once less than TIGHT_SHARE of the limit is left (0 at or over the limit).
+ */
+export function limitScale(limit: PolicySample['limit']): number {
+  if (!limit || limit.bytes <= 0) return 1;
+  const left = limit.headroomBytes / limit.bytes;
+  return left >= TIGHT_SHARE ? 1 : Math.max(0, left) / TIGHT_SHARE;
 }
 
 /** RSS that neither V8's heap nor live malloc bytes explain; null where a figure is missing. */
@@ -176,9 +223,11 @@ export class TrimPolicy {
     return this.options.minIntervalMs * this.backoff;
   }
 
-  /** The free-memory floor for this sample, bytes. */
-  floorBytes(s: Pick<PolicySample, 'rssBytes'>): number {
-    return this.options.minFreeBytes ?? Math.max(FLOOR_MIN, FLOOR_SHARE * (s.rssBytes ?? 0));
+  /** The free-memory floor for this sample, bytes (lower as a cgroup limit comes near). */
+  floorBytes(s: Pick<PolicySample, 'rssBytes' | 'limit'>): number {
+    const floor = this.options.minFreeBytes ?? Math.max(FLOOR_MIN, FLOOR_SHARE * (s.rssBytes ?? 0));
+    const scale = limitScale(s.limit);
+    return scale === 1 ? floor : Math.min(floor, Math.max(MiB, floor * scale));
   }
 
   /**
@@ -216,10 +265,14 @@ export class TrimPolicy {
     if (free < floor || frag < p.minFragmentation) return false;
     // A quiet process pays nothing for a trim: it need not wait for the interval (trims under
     // load that were undone lengthen the interval, not this). One per burst, by construction.
-    if (reason !== 'quiet' && now - this.lastTrimAt < this.intervalMs) return false;
+    const scale = limitScale(s.limit);
+    const interval =
+      scale === 1 ? this.intervalMs : Math.min(this.intervalMs, Math.max(1000, this.intervalMs * scale));
+    if (reason !== 'quiet' && now - this.lastTrimAt < interval) return false;
     const u = unexplained(s);
     if (u === null) return false;
-    return this.baseline === null || u - this.baseline >= (p.minGrowthBytes ?? floor / 2);
+    const growth = p.minGrowthBytes === null ? floor / 2 : p.minGrowthBytes * scale;
+    return this.baseline === null || u - this.baseline >= growth;
   }
 
   /** Records a trim that ran after sample `s`. */

@@ -211,7 +211,8 @@ function glibcSettings(
       entry = { value, source: 'default', from: 'glibc default', defaultValue, note };
     }
     if (name === 'glibc.malloc.arena_max' && entry.source === 'mallopt') {
-      entry.note = 'arenas created before this call stay: the cap only stops new ones';
+      entry.note =
+        'arenas created before this call stay: the cap only stops new ones, and only if the process had at most 8 arenas when it was set (glibc fixes its cap once it passes 8)';
     }
     out[name] = entry;
   }

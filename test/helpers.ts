@@ -92,10 +92,14 @@ export function runNode(
 /** Runs a fixture script and parses the JSON it prints. */
 export function runFixture<T>(
   fixture: string,
-  options: { preload?: Preload; env?: Record<string, string>; nodeArgs?: string[] } = {},
+  options: { preload?: Preload; env?: Record<string, string>; nodeArgs?: string[]; args?: string[] } = {},
 ): T {
   const r = runNode(
-    [...(options.nodeArgs ?? ['--expose-gc']), path.join(root, 'test/fixtures', fixture)],
+    [
+      ...(options.nodeArgs ?? ['--expose-gc']),
+      path.join(root, 'test/fixtures', fixture),
+      ...(options.args ?? []),
+    ],
     options,
   );
   return fixtureOutput<T>(fixture, r);
