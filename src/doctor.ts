@@ -3,6 +3,8 @@ import { getHeapStatistics } from 'node:v8';
 import { snapshot } from './core';
 import { formatBytes } from './format';
 import { jemallocCommand } from './libraries';
+import { readAnonymousRss } from './smaps';
+import { tunables, type Tunable, type Tunables } from './tunables';
 
 export { jemallocCommand };
 import type { Snapshot } from './types';
@@ -38,6 +40,14 @@ export interface DoctorOptions {
    * bytes (JS objects live in V8's own pages, not in malloc). Default: v8.getHeapStatistics().
    */
   v8HeapBytes?: number;
+  /**
+   * The process's anonymous resident memory, bytes (RssAnon of /proc/<pid>/status), which
+   * rss-above-allocated compares with malloc's live bytes: code and mapped files are resident
+   * too, but no allocator holds them. Default: this process's own, read now, when the doctor takes
+   * its snapshot itself; else unknown (null), and RSS is used instead. Pass
+   * fragstat.anonymousRssBytes() with a snapshot of this process taken just before.
+   */
+  anonymousRssBytes?: number | null;
 }
 
 const MiB = 1024 * 1024;
@@ -52,7 +62,7 @@ export const doctorThresholds = {
     warn: { freeBytes: 64 * MiB, fragmentation: 0.25 },
     critical: { freeBytes: 512 * MiB, fragmentation: 0.5 },
   },
-  /** rss-above-allocated: (RSS - V8 heap) / malloc live bytes, and the excess in bytes. */
+  /** rss-above-allocated: (anonymous RSS - V8 heap) / malloc live bytes, and the excess in bytes. */
   rss: { warn: { ratio: 1.5, excessBytes: 128 * MiB }, critical: { ratio: 3, excessBytes: 1 * GiB } },
   /** peak-above-current: the peak over the current level, and the difference in bytes. */
   peak: { ratio: 2, bytes: 256 * MiB },
@@ -84,7 +94,7 @@ function checkStats(value: unknown): Pick<MonitorStats, 'peakRssBytes'> | undefi
 export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
   if (snap !== undefined) checkSnapshot('doctor(snapshot)', snap);
   const o = checkOptions('doctor(snapshot, options)', options);
-  checkKeys('doctor(snapshot, options)', o, ['stats', 'v8HeapBytes']);
+  checkKeys('doctor(snapshot, options)', o, ['stats', 'v8HeapBytes', 'anonymousRssBytes']);
   const v8Heap = checkNumber(
     'options.v8HeapBytes',
     o.v8HeapBytes,
@@ -94,6 +104,21 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
   );
   const stats = checkStats(o.stats);
   const s = snap ?? snapshot({ detail: true });
+  const anon =
+    o.anonymousRssBytes === null
+      ? null
+      : o.anonymousRssBytes !== undefined
+        ? checkNumber('options.anonymousRssBytes', o.anonymousRssBytes, 0, 0, Number.MAX_SAFE_INTEGER)
+        : snap === undefined
+          ? readAnonymousRss()
+          : null;
+  // What is set already, so that no advice asks for it again.
+  let settings: Tunables['settings'] = {};
+  try {
+    settings = tunables().settings;
+  } catch {
+    // advice without the settings in view
+  }
   const findings: Finding[] = [];
   const free = s.freeBytes;
   const frag = s.ratios.fragmentation;
@@ -130,10 +155,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
         id: 'glibc-arenas',
         severity: 'warn',
         title: `glibc spreads the heap over ${s.arenas} arenas and ${pct(frag)} of it (${formatBytes(free)}) is free`,
-        advice:
-          'Each thread that allocates (zlib, crypto and fs work on the libuv pool) can get its own arena, and free ' +
-          'memory in one arena cannot serve another. Cap the arenas with MALLOC_ARENA_MAX=2 in the environment, or ' +
-          `run under jemalloc with its background thread, which returns free pages by itself: ${jemallocCommand()}`,
+        advice: arenaAdvice(settings['glibc.malloc.arena_max']),
         numbers: { arenas: s.arenas, freeBytes: free, fragmentation: frag, heapBytes: s.heapBytes ?? 0 },
       });
     }
@@ -148,6 +170,8 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
   if (tFree !== null && tFrag !== null && tFree >= t.warn.freeBytes && tFrag >= t.warn.fragmentation) {
     const critical = tFree >= t.critical.freeBytes && tFrag >= t.critical.fragmentation;
     const glibc = s.allocator === 'glibc';
+    // glibc detail: the free tops of thread arenas, which malloc_trim does not shrink.
+    const tops = glibc && s.detail ? threadArenaTops(s.detail.arenas) : null;
     findings.push({
       id: 'trimmable-free-memory',
       severity: critical ? 'critical' : 'warn',
@@ -158,13 +182,15 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
         (glibc
           ? 'glibc keeps freed memory until asked: fragstat.trim() returns its whole free pages to the OS (how much ' +
             'depends on how scattered it is: compare rssBytes before and after). ' +
+            (tops !== null && tops.bytes >= 16 * MiB
+              ? `About ${formatBytes(tops.bytes)} of it is the free top of ${tops.arenas} thread arenas, which a trim ` +
+                'cannot shrink: fewer arenas return it (auto-trim caps them when started at start-up; MALLOC_ARENA_MAX). '
+              : '') +
             (resident
               ? ''
               : 'Without detail, glibc counts released chunks as free even after a trim, so judge by RSS. ')
           : s.allocator === 'jemalloc'
-            ? 'fragstat.trim() purges what jemalloc can release now. If this memory stays while the service is ' +
-              'idle, check that jemalloc runs with its background thread (MALLOC_CONF=background_thread:true): ' +
-              'without it, jemalloc returns freed pages only while it is being called. '
+            ? 'fragstat.trim() purges what jemalloc can release now. ' + backgroundThreadAdvice(settings)
             : 'fragstat.trim() purges what the allocator can release now. ') +
         'To do it automatically, use monitor({ autoTrim: true }).',
       numbers: {
@@ -172,13 +198,17 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
         fragmentation: frag ?? 0,
         heapBytes: s.heapBytes ?? 0,
         ...(resident ? { residentFreeBytes: tFree, residentFragmentation: tFrag } : {}),
+        ...(tops !== null ? { threadArenaTopBytes: tops.bytes } : {}),
       },
     });
   }
 
   const r = doctorThresholds.rss;
-  if (s.rssBytes !== null && s.allocatedBytes !== null && s.allocatedBytes > 0) {
-    const outside = s.rssBytes - v8Heap;
+  // Anonymous memory where known: the node binary and shared libraries (often 40+ MiB, more with
+  // native libraries such as libvips) are resident but no allocator's doing.
+  const base = anon ?? s.rssBytes;
+  if (base !== null && s.allocatedBytes !== null && s.allocatedBytes > 0) {
+    const outside = base - v8Heap;
     const ratio = outside / s.allocatedBytes;
     const excess = outside - s.allocatedBytes;
     if (ratio >= r.warn.ratio && excess >= r.warn.excessBytes) {
@@ -186,12 +216,13 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
       findings.push({
         id: 'rss-above-allocated',
         severity: critical ? 'critical' : 'warn',
-        title: `RSS outside the V8 heap is ${ratio.toFixed(2)}x the bytes malloc has live (${formatBytes(excess)} more)`,
+        title: `${anon === null ? 'RSS' : 'Anonymous RSS'} outside the V8 heap is ${ratio.toFixed(2)}x the bytes malloc has live (${formatBytes(excess)} more)`,
         advice:
           'Memory is resident that neither V8 nor live native allocations account for: usually free allocator ' +
           'memory not yet returned (trim() tests that), or memory outside malloc (mmap by an addon, thread stacks).',
         numbers: {
-          rssBytes: s.rssBytes,
+          rssBytes: s.rssBytes ?? 0,
+          ...(anon === null ? {} : { anonymousRssBytes: anon }),
           v8HeapBytes: v8Heap,
           allocatedBytes: s.allocatedBytes,
           ratio,
@@ -227,4 +258,44 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
 
   const rank: Record<Severity, number> = { critical: 0, warn: 1, info: 2 };
   return findings.sort((x, y) => rank[x.severity] - rank[y.severity]);
+}
+
+/** glibc-arenas: what to do, best first (docs/CURES.md has the measurements), minus what is set. */
+function arenaAdvice(arenaMax: Tunable | undefined): string {
+  const capped =
+    arenaMax !== undefined && arenaMax.source !== 'default' && typeof arenaMax.value === 'number';
+  return (
+    "Each thread that allocates (libuv pool work such as zlib and crypto, a native library's own threads) " +
+    'can get its own arena; free memory in one arena cannot serve another, and malloc_trim cannot shrink the ' +
+    'free top of a thread arena. ' +
+    (capped
+      ? `The arenas are capped already (${String(arenaMax.value)}, by ${arenaMax.from}): trim when the service is quiet with ` +
+        'monitor({ autoTrim: true }), or '
+      : 'Start monitor({ autoTrim: true }) when the service starts: it caps new arenas at 2 x CPUs and trims when ' +
+        'the service goes quiet after a burst. Or cap them yourself (MALLOC_ARENA_MAX=2), or ') +
+    `run under jemalloc with its background thread, which returns free pages by itself: ${jemallocCommand()}`
+  );
+}
+
+/** jemalloc: whether its background thread already returns idle pages. */
+function backgroundThreadAdvice(settings: Tunables['settings']): string {
+  if (settings.background_thread?.value === true) {
+    const decay = settings['arenas.dirty_decay_ms']?.value;
+    return (
+      'Its background thread is on, so it returns these pages by itself' +
+      (typeof decay === 'number' ? ` within about ${decay} ms (dirty_decay_ms) of their last use` : '') +
+      ': memory that stays is in use again or held by muzzy/retained extents. '
+    );
+  }
+  return (
+    "If this memory stays while the service is idle, turn on jemalloc's background thread " +
+    '(MALLOC_CONF=background_thread:true, or fragstat.tune({ backgroundThread: true }) at run time): ' +
+    'without it, jemalloc returns freed pages only while it is being called. '
+  );
+}
+
+/** The free tops of glibc's thread arenas (every arena but the main one, index 0), bytes. */
+function threadArenaTops(arenas: { index: number; topBytes: number }[]): { bytes: number; arenas: number } {
+  const thread = arenas.filter((a) => a.index !== 0);
+  return { bytes: thread.reduce((sum, a) => sum + a.topBytes, 0), arenas: thread.length };
 }

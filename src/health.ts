@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { trim, trimLog } from './core';
 import { doctor, type Finding, type Severity } from './doctor';
+import { readAnonymousRss } from './smaps';
 import type { BreakdownParts } from './breakdown';
 import {
   monitorVerdict,
@@ -108,7 +109,8 @@ function report(r: SharedReading): HealthReport {
 
 function build(r: SharedReading, log: ReturnType<typeof trimLog>): HealthReport {
   const s = r.snapshot;
-  const findings = doctor(s);
+  // The shared reading is of this process: its anonymous memory now is the figure to weigh.
+  const findings = doctor(s, { anonymousRssBytes: readAnonymousRss() });
   return {
     status: worst(findings),
     allocator: s.allocator,

@@ -12,6 +12,7 @@ export {
   type BreakdownParts,
   type BreakdownPart,
 } from './breakdown';
+export { readAnonymousRss as anonymousRssBytes } from './smaps';
 export {
   verdict,
   verdictDefaults,

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import * as fragstat from '..';
 import type { Snapshot, Finding } from '..';
-import { MiB, runNode } from './helpers';
+import { havePreload, MiB, runNode } from './helpers';
 
 const GiB = 1024 * MiB;
 
@@ -58,6 +58,34 @@ describe('rules', () => {
     const f = fragstat.doctor(held, noV8).find((x) => x.id === 'trimmable-free-memory')!;
     expect(f.title).toMatch(/200 MiB of free memory in RAM/);
     expect(f.numbers).toMatchObject({ residentFreeBytes: 200 * MiB, freeBytes: 300 * MiB });
+  });
+
+  it("trimmable-free-memory says how much sits in thread arenas' tops, which a trim cannot reach", () => {
+    const arena = (index: number, topBytes: number) => ({
+      index,
+      systemBytes: 64 * MiB,
+      maxSystemBytes: 64 * MiB,
+      freeBytes: topBytes + 4 * MiB,
+      freeChunks: 10,
+      fastBytes: 0,
+      fastChunks: 0,
+      topBytes,
+      largestFreeBytes: topBytes,
+    });
+    const s = snap({
+      freeBytes: 200 * MiB,
+      heapBytes: 400 * MiB,
+      detail: {
+        arenas: [arena(0, 2 * MiB), arena(1, 30 * MiB), arena(2, 20 * MiB)],
+        mmapChunks: 0,
+        mmapBytes: 0,
+      },
+    });
+    const f = fragstat.doctor(s, noV8).find((x) => x.id === 'trimmable-free-memory')!;
+    expect(f.numbers.threadArenaTopBytes).toBe(50 * MiB);
+    expect(f.advice).toMatch(
+      /About 50(\.0)? MiB of it is the free top of 2 thread arenas, which a trim cannot shrink/,
+    );
   });
 
   it('trimmable-free-memory: warn at 64 MiB and 25%, critical at 512 MiB and 50%', () => {
@@ -115,6 +143,7 @@ describe('rules', () => {
     );
     const a = f.find((x) => x.id === 'glibc-arenas')!;
     expect(a.severity).toBe('warn');
+    expect(a.advice).toMatch(/monitor\(\{ autoTrim: true \}\)/);
     expect(a.advice).toMatch(/MALLOC_ARENA_MAX=2/);
     expect(a.advice).toMatch(/LD_PRELOAD=\S*libjemalloc\.so\.2|apt-get install libjemalloc2/);
     expect(a.advice).toMatch(/MALLOC_CONF=background_thread:true LD_PRELOAD=/);
@@ -131,6 +160,62 @@ describe('rules', () => {
     expect(ids(fragstat.doctor(s, { v8HeapBytes: 500 * MiB }))).toEqual(['rss-above-allocated:warn']); // 4x, 600 MiB
     expect(ids(fragstat.doctor(s, { v8HeapBytes: 1000 * MiB }))).toEqual([]); // 1.5x but only 100 MiB over
     expect(ids(fragstat.doctor(snap({ rssBytes: 60 * MiB, allocatedBytes: 3 * MiB }), noV8))).toEqual([]); // 20x of nothing
+  });
+
+  it('rss-above-allocated: weighs anonymous memory where it is known, not code and mapped files', () => {
+    // 1300 MiB resident, of which 250 MiB anonymous (the rest: a large binary and mapped files).
+    const s = snap({ rssBytes: 1300 * MiB, allocatedBytes: 200 * MiB });
+    expect(ids(fragstat.doctor(s, { ...noV8, anonymousRssBytes: 250 * MiB }))).toEqual([]);
+    const f = fragstat.doctor(s, { ...noV8, anonymousRssBytes: 900 * MiB });
+    expect(ids(f)).toEqual(['rss-above-allocated:warn']); // 4.5x, 700 MiB over
+    expect(f[0].title).toMatch(/^Anonymous RSS outside the V8 heap is 4.50x/);
+    expect(f[0].numbers).toMatchObject({ rssBytes: 1300 * MiB, anonymousRssBytes: 900 * MiB });
+    expect(ids(fragstat.doctor(s, { ...noV8, anonymousRssBytes: null }))).toContain(
+      'rss-above-allocated:critical',
+    );
+    expect(() => fragstat.doctor(s, { anonymousRssBytes: -1 })).toThrow(RangeError);
+    // This process's own figure: resident, anonymous, below RSS.
+    const anon = fragstat.anonymousRssBytes()!;
+    expect(anon).toBeGreaterThan(1 * MiB);
+    expect(anon).toBeLessThan(fragstat.snapshot().rssBytes!);
+  });
+
+  it("advises nothing already set: an arena cap from the environment, jemalloc's background thread", () => {
+    const r = runNode(
+      [
+        '-e',
+        `const f = require('.');
+         const s = { ...f.snapshot(), arenas: 8, freeBytes: 300 * 2 ** 20, heapBytes: 600 * 2 ** 20, rssBytes: 700 * 2 ** 20 };
+         s.ratios = { ...s.ratios, fragmentation: 0.5, residentFragmentation: null };
+         s.residentFreeBytes = null;
+         process.stdout.write(f.doctor(s, { v8HeapBytes: 0 }).find((x) => x.id === 'glibc-arenas').advice);`,
+      ],
+      { env: { MALLOC_ARENA_MAX: '2' } },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/capped already \(2, by MALLOC_ARENA_MAX\)/);
+    expect(r.stdout).not.toMatch(/MALLOC_ARENA_MAX=2/);
+  });
+
+  it.runIf(havePreload('jemalloc'))("knows when jemalloc's background thread is on", () => {
+    const advice = (conf: string) => {
+      const r = runNode(
+        [
+          '-e',
+          `const f = require('.');
+           const s = { ...f.snapshot(), freeBytes: 300 * 2 ** 20, heapBytes: 600 * 2 ** 20, residentFreeBytes: 300 * 2 ** 20 };
+           s.ratios = { ...s.ratios, fragmentation: 0.5, residentFragmentation: 0.5 };
+           process.stdout.write(f.doctor(s, { v8HeapBytes: 0 }).find((x) => x.id === 'trimmable-free-memory').advice);`,
+        ],
+        { preload: 'jemalloc', env: { MALLOC_CONF: conf } },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    const on = advice('background_thread:true');
+    expect(on).toMatch(/background thread is on, so it returns these pages by itself within about \d+ ms/);
+    expect(on).not.toMatch(/turn on/);
+    expect(advice('background_thread:false')).toMatch(/turn on jemalloc's background thread/);
   });
 
   it('peak-above-current: from a monitor peak or glibc arena maxima', () => {

@@ -68,7 +68,8 @@ export function reportExtras(fragstat: Fragstat, m: Monitor, write: Write): void
   };
   const findings = (s: Parameters<Fragstat['doctor']>[0]) => {
     try {
-      write({ pid, findings: fragstat.doctor(s) });
+      const anon = (fragstat as { anonymousRssBytes?: () => number | null }).anonymousRssBytes;
+      write({ pid, findings: fragstat.doctor(s, anon ? { anonymousRssBytes: anon() } : undefined) });
     } catch {
       // the doctor is advice: a failure leaves the findings out
     }
