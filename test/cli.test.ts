@@ -1,6 +1,6 @@
 // The fragstat command, end to end as a user runs it: start an app under an allocator, collect
 // NDJSON samples, draw them.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -330,5 +330,99 @@ describe('fragstat plot', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/bad\.ndjson:2 is not a JSON line/);
     expect(fragstat(['plot', bad]).status).toBe(2);
+  });
+});
+
+describe('fragstat run --auto-trim, signals, and fragstat doctor', () => {
+  // A burst that leaves about 64 MiB of 64 KiB holes, then a quiet process.
+  const bursty = path.join(dir, 'bursty.js');
+  writeFileSync(
+    bursty,
+    `let keep = [];
+     const t0 = Date.now();
+     while (Date.now() - t0 < 1500) {
+       keep.push(Buffer.alloc(64 * 1024, 1));
+       if (keep.length === 2048) keep = keep.filter((_, i) => i % 2 === 0);
+     }
+     keep = keep.slice(0, 1024);
+     setTimeout(() => globalThis.gc(), 100);
+     setTimeout(() => process.exit(keep.length === 1024 ? 0 : 1), 5000);`,
+  );
+
+  // Runs the bursty app under fragstat run, with `flags`, recording into `name`.ndjson.
+  const runBursty = (name: string, flags: string[]) => {
+    const out = path.join(dir, `${name}.ndjson`);
+    const r = fragstat([
+      'run',
+      ...flags,
+      '--interval',
+      '500ms',
+      '--out',
+      out,
+      '--',
+      process.execPath,
+      '--expose-gc',
+      bursty,
+    ]);
+    return { out, r };
+  };
+
+  it('--auto-trim trims inside the application, records each trim, and the plot marks them', () => {
+    const { out, r } = runBursty('autotrim', ['--auto-trim']);
+    expect(r.status, r.stderr).toBe(0);
+    const trims = readSamples(out).filter((l) => l.trim);
+    expect(trims.length).toBeGreaterThanOrEqual(1);
+    expect(trims.reduce((a, l) => a + l.trim.releasedBytes, 0)).toBeGreaterThan(32 * 1024 * 1024);
+    // The doctor's reading of the run comes at the end, with the trims counted.
+    expect(r.stderr).toMatch(/\[fragstat\] at the end:\n {2}verdict: /);
+    expect(r.stderr).toMatch(new RegExp(`trims: ${trims.length}, [\\d.]+ MiB released`));
+    const svg = path.join(dir, 'autotrim.svg');
+    expect(fragstat(['plot', out, '-o', svg]).status).toBe(0);
+    expect(readFileSync(svg, 'utf8').match(/class="marker"/g)?.length).toBe(trims.length);
+  });
+
+  it('without --auto-trim nothing trims', () => {
+    const { out, r } = runBursty('no-autotrim', []);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readSamples(out).filter((l) => l.trim)).toEqual([]);
+  });
+
+  it('takes a final sample when SIGTERM ends the application, and exits as it did', async () => {
+    const forever = path.join(dir, 'forever.js');
+    writeFileSync(forever, 'setInterval(() => {}, 1000);');
+    const out = path.join(dir, 'sigterm.ndjson');
+    const child = spawn(
+      process.execPath,
+      [bin, 'run', '--quiet', '--interval', '200ms', '--out', out, '--', process.execPath, forever],
+      {
+        cwd: root,
+        stdio: 'ignore',
+      },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    child.kill('SIGTERM');
+    const code = await new Promise((resolve) => child.on('close', (c) => resolve(c)));
+    expect(code).toBe(128 + os.constants.signals.SIGTERM);
+    const lines = readSamples(out);
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    expect(lines[lines.length - 1].final).toBe(true);
+  });
+
+  it('fragstat doctor reads a recording: the verdict and the findings, as text', () => {
+    const out = path.join(dir, 'doctor.ndjson');
+    expect(
+      fragstat(['run', '--quiet', '--interval', '100ms', '--out', out, '--', process.execPath, app]).status,
+    ).toBe(3);
+    const r = fragstat(['doctor', out]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /^verdict: (insufficient-evidence|stable|js-heap-growth|native-growth|fragmentation): /,
+    );
+    expect(r.stdout).toMatch(/^findings/m);
+    expect(fragstat(['doctor']).status).toBe(2);
+    expect(fragstat(['doctor', out, '--json']).status).toBe(2);
+    const missing = fragstat(['doctor', path.join(dir, 'missing.ndjson')]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/cannot read .*missing\.ndjson: ENOENT/);
   });
 });

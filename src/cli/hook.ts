@@ -32,6 +32,8 @@ if (isMainThread && fdText && launcher) {
   const fd = Number(fdText);
   const interval = Number(process.env.FRAGSTAT_RUN_INTERVAL_MS) || 1000;
   const detail = process.env.FRAGSTAT_RUN_DETAIL === '1';
+  const autoTrim = process.env.FRAGSTAT_RUN_AUTOTRIM === '1';
+  const report = process.env.FRAGSTAT_RUN_REPORT === '1';
   let open = true;
   const write = (obj: unknown) => {
     if (!open) return;
@@ -44,14 +46,19 @@ if (isMainThread && fdText && launcher) {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const fragstat = require('../index') as typeof import('../index');
-    const m = fragstat.monitor({ intervalMs: interval, detail, historySize: 2 });
+    const m = fragstat.monitor({ intervalMs: interval, detail, historySize: 2, autoTrim });
     m.on('sample', (s) => write({ pid: process.pid, ...s }));
     m.on('error', () => {});
-    if (process.env.FRAGSTAT_RUN_REPORT === '1') {
+    // With --report the report's own lines carry every trim (the application's too).
+    if (autoTrim && !report) m.on('trim', (t) => write({ pid: process.pid, trim: t }));
+    if (report) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       (require('./hook-report') as typeof import('./hook-report')).reportExtras(fragstat, m, write);
     }
-    process.on('exit', () => {
+    let ended = false;
+    const final = () => {
+      if (ended) return;
+      ended = true;
       m.stop();
       try {
         write({ pid: process.pid, final: true, ...fragstat.snapshot() });
@@ -59,7 +66,19 @@ if (isMainThread && fdText && launcher) {
       } catch {
         // nothing to do at exit
       }
-    });
+    };
+    process.on('exit', final);
+    // SIGTERM and SIGINT end a process without 'exit': take the final sample, then, where the
+    // application has no handler of its own, let the signal do what it would have done.
+    // (An application that handles the signal itself ends through 'exit' when it is done.)
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (process.listenerCount(signal) > 1) return;
+      final();
+      process.off(signal, onSignal);
+      process.kill(process.pid, signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   } catch (err) {
     write({ pid: process.pid, error: (err as Error).message });
   }

@@ -18,8 +18,17 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { findLibrary, libraries, type Preloadable } from '../libraries';
-import { renderSvg, type Series } from './plot';
-import { ReportError, reportCommand, reportUsage, runReport } from './report';
+import { renderSvg, type Marker, type Series } from './plot';
+import {
+  doctorCommand,
+  doctorText,
+  doctorUsage,
+  ReportCollector,
+  ReportError,
+  reportCommand,
+  reportUsage,
+  runReport,
+} from './report';
 import { profileCommand, ProfileUsageError, startProfile, type ProfileSession } from './profile';
 
 export const usage = `Usage:
@@ -29,7 +38,10 @@ export const usage = `Usage:
       --interval <time>    time between samples: 500ms, 1s (default), 2m
       --out <file>         write every sample as one JSON line (NDJSON)
       --detail             detail samples (glibc arenas, largest free chunk)
-      --quiet              no live summary
+      --quiet              no live summary, and no doctor at the end
+      --auto-trim          trim by fragstat's default policy inside the application
+                           (monitor({ autoTrim: true }): trims when it goes quiet after a burst,
+                           caps glibc's arenas); each trim is recorded and marked in the plot
       --report <file>      write an HTML report when the command ends (and on SIGUSR2 to fragstat)
       --profile <file>     jemalloc heap profile (pprof) of the application, written on SIGUSR2
                            and when it exits (implies --allocator jemalloc)
@@ -43,6 +55,7 @@ export const usage = `Usage:
       Draws RSS, allocated and free memory over time; with several files, one line per file
       (RSS unless --metric says otherwise).
 ${reportUsage}
+${doctorUsage}
   fragstat --help`;
 
 export class UsageError extends Error {}
@@ -111,6 +124,7 @@ interface RunOptions {
   out: string | null;
   detail: boolean;
   quiet: boolean;
+  autoTrim: boolean;
   report: string | null;
   profile: string | null;
   profileInactive: boolean;
@@ -125,6 +139,7 @@ export function parseRun(args: string[]): RunOptions {
     out: null,
     detail: false,
     quiet: false,
+    autoTrim: false,
     report: null,
     profile: null,
     profileInactive: false,
@@ -153,6 +168,7 @@ export function parseRun(args: string[]): RunOptions {
     else if (a === '--out') o.out = value();
     else if (a === '--detail') o.detail = true;
     else if (a === '--quiet') o.quiet = true;
+    else if (a === '--auto-trim') o.autoTrim = true;
     else if (a === '--report') o.report = value();
     else if (a === '--profile') o.profile = value();
     else if (a === '--profile-inactive') o.profileInactive = true;
@@ -214,6 +230,7 @@ async function run(o: RunOptions): Promise<number> {
   env.FRAGSTAT_RUN_FD = '3';
   env.FRAGSTAT_RUN_INTERVAL_MS = String(o.intervalMs);
   env.FRAGSTAT_RUN_DETAIL = o.detail ? '1' : '0';
+  env.FRAGSTAT_RUN_AUTOTRIM = o.autoTrim ? '1' : '0';
   const report = o.report ? runReport(o.report, o.command, env) : null;
   let profile: ProfileSession | null = null;
   if (o.profile) {
@@ -257,11 +274,14 @@ async function run(o: RunOptions): Promise<number> {
 
   const tty = process.stderr.isTTY;
   let samples = 0;
+  // What the doctor reads at the end.
+  const seen = new ReportCollector();
   const lines = createInterface({ input: child.stdio[3] as Readable });
   lines.on('line', (line) => {
     if (!line.trim()) return;
     out?.write(`${line}\n`);
     report?.line(line);
+    if (!o.quiet) seen.line(line);
     let s: Record<string, unknown>;
     try {
       s = JSON.parse(line) as Record<string, unknown>;
@@ -295,6 +315,9 @@ async function run(o: RunOptions): Promise<number> {
   const stream = out as WriteStream | null;
   if (stream) await new Promise((r) => stream.end(r));
   report?.finish(code, signal);
+  if (!o.quiet && seen.samples.length > 0) {
+    process.stderr.write(`[fragstat] at the end:\n${doctorText(seen).trimEnd().replace(/^/gm, '  ')}\n`);
+  }
   if (samples === 0) {
     process.stderr.write('[fragstat] no samples: was the command a node process that ran long enough?\n');
   }
@@ -331,6 +354,7 @@ function plot(args: string[]): number {
   if (!outFile) throw new UsageError('plot needs -o <chart.svg>');
 
   const series: Series[] = [];
+  const markers: Marker[] = [];
   for (const file of files) {
     let text: string;
     try {
@@ -338,7 +362,7 @@ function plot(args: string[]): number {
     } catch (err) {
       throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
     }
-    const rows = text
+    const lines = text
       .split('\n')
       .filter((l) => l.trim())
       .map((l, n) => {
@@ -347,10 +371,21 @@ function plot(args: string[]): number {
         } catch {
           throw new CliError(`${file}:${n + 1} is not a JSON line`);
         }
-      })
-      .filter((r) => typeof r.timestamp === 'number');
+      });
+    const rows = lines.filter((r) => typeof r.timestamp === 'number');
     if (rows.length === 0) throw new CliError(`${file} has no samples`);
     const t0 = rows[0].timestamp as number;
+    // Trims recorded by run --auto-trim or --report: a dashed line each.
+    for (const r of lines) {
+      const t = r.trim as { timestamp?: unknown; releasedBytes?: unknown } | undefined;
+      if (!t || typeof t !== 'object' || typeof t.timestamp !== 'number') continue;
+      const released =
+        typeof t.releasedBytes === 'number' ? `${(t.releasedBytes / MiB).toFixed(1)} MiB` : 'n/a';
+      markers.push({
+        x: (t.timestamp - t0) / 1000,
+        label: `${files.length > 1 ? `${path.basename(file)}: ` : ''}trim released ${released}`,
+      });
+    }
     const label = files.length > 1 ? `${path.basename(file, '.ndjson')} (${String(rows[0].allocator)})` : '';
     const wanted: Metric[] = metric ? [metric] : files.length > 1 ? ['rss'] : ['rss', 'allocated', 'free'];
     for (const m of wanted) {
@@ -370,7 +405,7 @@ function plot(args: string[]): number {
     files.map((f) => ({ path: f, what: `the plot's input ${f}` })),
   );
   try {
-    writeSync(fd, renderSvg(series, { title, xLabel: 'seconds', yLabel: 'MiB' }));
+    writeSync(fd, renderSvg(series, { title, xLabel: 'seconds', yLabel: 'MiB', markers }));
   } catch (err) {
     throw new CliError(`writing ${outFile} failed: ${(err as Error).message}`);
   } finally {
@@ -398,6 +433,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'plot') return plot(rest);
     if (command === 'report') return reportCommand(rest);
     if (command === 'profile') return profileTable(rest);
+    if (command === 'doctor') return doctorCommand(rest);
     if (command === '--help' || command === '-h' || command === 'help') {
       process.stdout.write(`${usage}\n`);
       return 0;

@@ -10,7 +10,16 @@ export interface Series {
 
 const palette = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
-export function renderSvg(series: Series[], o: { title: string; xLabel: string; yLabel: string }): string {
+/** A moment to mark on the time axis (a trim), with the text of its tooltip. */
+export interface Marker {
+  x: number;
+  label: string;
+}
+
+export function renderSvg(
+  series: Series[],
+  o: { title: string; xLabel: string; yLabel: string; markers?: Marker[] },
+): string {
   // The legend sits right of the plot: make room for the longest label so none is cut off. 8 px
   // a character at 12 px sans-serif covers lower case (about 6.5 px) and most capitals.
   const longest = Math.max(0, maxOf(series.map((s) => s.label.length)));
@@ -18,8 +27,9 @@ export function renderSvg(series: Series[], o: { title: string; xLabel: string; 
   const W = 740 + m.right;
   const H = 520;
   const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+  const markers = (o.markers ?? []).filter((k) => Number.isFinite(k.x) && k.x >= 0);
   // A single sample (or a flat line) still gets a readable axis of at least 1.
-  const xt = ticks(Math.max(1, maxOf(all.map((p) => p.x))));
+  const xt = ticks(Math.max(1, maxOf([...all.map((p) => p.x), ...markers.map((k) => k.x)])));
   const yt = ticks(Math.max(1, maxOf(all.map((p) => p.y))));
   const xMax = xt[xt.length - 1];
   const yMax = yt[yt.length - 1];
@@ -48,6 +58,17 @@ export function renderSvg(series: Series[], o: { title: string; xLabel: string; 
     `<text x="${(m.left + W - m.right) / 2}" y="${H - 18}" text-anchor="middle">${esc(o.xLabel)}</text>`,
     `<text x="20" y="${(m.top + H - m.bottom) / 2}" text-anchor="middle" transform="rotate(-90 20 ${(m.top + H - m.bottom) / 2})">${esc(o.yLabel)}</text>`,
   );
+  for (const k of markers) {
+    parts.push(
+      `<line class="marker" x1="${px(k.x).toFixed(1)}" x2="${px(k.x).toFixed(1)}" y1="${m.top}" y2="${H - m.bottom}" stroke="#555" stroke-dasharray="4 3"><title>${esc(k.label)}</title></line>`,
+    );
+  }
+  if (markers.length) {
+    parts.push(
+      `<line x1="${W - m.right + 16}" x2="${W - m.right + 40}" y1="${m.top + 10 + series.length * 20}" y2="${m.top + 10 + series.length * 20}" stroke="#555" stroke-dasharray="4 3"/>`,
+      `<text x="${W - m.right + 46}" y="${m.top + 14 + series.length * 20}">trim</text>`,
+    );
+  }
   series.forEach((s, i) => {
     const color = palette[i % palette.length];
     const pts = s.points.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(' ');

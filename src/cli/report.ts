@@ -19,6 +19,10 @@ export const reportUsage = `  fragstat report <samples.ndjson> -o <report.html> 
       Renders the HTML report from a recording (fragstat run --out, or a monitor's samples written
       as JSON lines); --json prints the verdict, the last breakdown and the findings as JSON.`;
 
+export const doctorUsage = `  fragstat doctor <samples.ndjson>
+      Says what a recording shows: the verdict over its samples (JS heap growth, native growth,
+      fragmentation, stable) and the doctor's findings on its last sample, with what to do.`;
+
 type Fragstat = typeof import('../index');
 type Row = Record<string, unknown>;
 
@@ -106,7 +110,10 @@ function findingsOf(c: ReportCollector): { findings: ReportFinding[] | null; not
   try {
     // Outside the application, this process's V8 heap says nothing about it: without the
     // application's figure, the rule that needs it is left out.
-    let findings = fragstat.doctor(c.last as never, { v8HeapBytes: v8 ?? 0 }) as ReportFinding[];
+    let findings = fragstat.doctor(c.last as never, {
+      v8HeapBytes: v8 ?? 0,
+      anonymousRssBytes: null,
+    }) as ReportFinding[];
     if (v8 === null) findings = findings.filter((f) => f.id !== 'rss-above-allocated');
     return {
       findings,
@@ -254,5 +261,48 @@ export function reportCommand(args: string[]): number {
     }
     process.stderr.write(`[fragstat] wrote ${out} (${c.samples.length} samples)\n`);
   }
+  return 0;
+}
+
+/** The verdict and the findings of a recording, as text for a terminal. */
+export function doctorText(c: ReportCollector): string {
+  const lines: string[] = [];
+  const v = verdictOf(c);
+  if ('kind' in v) {
+    lines.push(`verdict: ${v.kind}: ${v.title}`);
+    if (v.advice) lines.push(`  ${v.advice}`);
+  } else lines.push(`verdict: unavailable (${v.unavailable})`);
+  const f = findingsOf(c);
+  if (f.findings === null) lines.push(`findings: none${f.note ? ` (${f.note})` : ''}`);
+  else if (f.findings.length === 0) lines.push('findings: none, nothing worth acting on');
+  else {
+    lines.push(`findings (${f.findings.length}, worst first):`);
+    for (const x of f.findings) lines.push(`  [${x.severity}] ${x.title}`, `    ${x.advice}`);
+  }
+  if (c.trims.length) {
+    const released = c.trims.reduce((a, t) => a + Math.max(0, Number(t.releasedBytes) || 0), 0);
+    lines.push(`trims: ${c.trims.length}, ${(released / 1048576).toFixed(1)} MiB released in all`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function doctorCommand(args: string[]): number {
+  const fail = (message: string, code: number) => {
+    process.stderr.write(`fragstat: ${message}\n${code === 2 ? `\nUsage:\n${doctorUsage}\n` : ''}`);
+    return code;
+  };
+  const bad = args.find((a) => a.startsWith('-'));
+  if (bad) return fail(`unknown option ${JSON.stringify(bad)} for doctor`, 2);
+  if (args.length !== 1) return fail('doctor takes one samples file', 2);
+  let text: string;
+  try {
+    text = readFileSync(args[0], 'utf8');
+  } catch (err) {
+    return fail(`cannot read ${args[0]}: ${(err as Error).message}`, 1);
+  }
+  const c = new ReportCollector();
+  for (const line of text.split('\n')) c.line(line);
+  if (c.samples.length === 0) return fail(`${args[0]} has no samples`, 1);
+  process.stdout.write(doctorText(c));
   return 0;
 }
