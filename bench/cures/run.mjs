@@ -208,7 +208,9 @@ console.error(`# ${machine()}`);
 console.error(`# DURATION=${DURATION} s, IDLE=${IDLE} s, ROUNDS=${ROUNDS}`);
 for (let round = 0; round < ROUNDS; round++) {
   for (const service of SERVICES) {
-    for (const config of configNames) {
+    // Each round starts one configuration later, so none always runs first (or right after another).
+    const order = configNames.map((_, i) => configNames[(i + round) % configNames.length]);
+    for (const config of order) {
       const r = { round, ...(await runOne(service, config)) };
       results.push(r);
       console.error(
