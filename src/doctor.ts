@@ -112,13 +112,19 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
         : snap === undefined
           ? readAnonymousRss()
           : null;
-  // What is set already, so that no advice asks for it again.
-  let settings: Tunables['settings'] = {};
-  try {
-    settings = tunables().settings;
-  } catch {
-    // advice without the settings in view
-  }
+  // What is set already, so that no advice asks for it again: read only when a rule that needs
+  // it fires (tunables() costs a few hundred microseconds).
+  let read: Tunables['settings'] | null = null;
+  const settings = (): Tunables['settings'] => {
+    if (read === null) {
+      try {
+        read = tunables().settings;
+      } catch {
+        read = {}; // advice without the settings in view
+      }
+    }
+    return read;
+  };
   const findings: Finding[] = [];
   const free = s.freeBytes;
   const frag = s.ratios.fragmentation;
@@ -155,7 +161,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
         id: 'glibc-arenas',
         severity: 'warn',
         title: `glibc spreads the heap over ${s.arenas} arenas and ${pct(frag)} of it (${formatBytes(free)}) is free`,
-        advice: arenaAdvice(settings['glibc.malloc.arena_max']),
+        advice: arenaAdvice(settings()['glibc.malloc.arena_max']),
         numbers: { arenas: s.arenas, freeBytes: free, fragmentation: frag, heapBytes: s.heapBytes ?? 0 },
       });
     }
@@ -190,7 +196,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
               ? ''
               : 'Without detail, glibc counts released chunks as free even after a trim, so judge by RSS. ')
           : s.allocator === 'jemalloc'
-            ? 'fragstat.trim() purges what jemalloc can release now. ' + backgroundThreadAdvice(settings)
+            ? 'fragstat.trim() purges what jemalloc can release now. ' + backgroundThreadAdvice(settings())
             : 'fragstat.trim() purges what the allocator can release now. ') +
         'To do it automatically, use monitor({ autoTrim: true }).',
       numbers: {

@@ -146,9 +146,13 @@ const FREEZES_THRESHOLDS = [
   'glibc.malloc.mmap_max',
 ];
 
-/** CPUs as glibc counts them for the arena cap (/sys/devices/system/cpu/online). */
+/**
+ * CPUs as glibc counts them for the arena cap (/sys/devices/system/cpu/online), read once: glibc
+ * itself fixes its cap once, and os.cpus() parses /proc/cpuinfo (about 100 us).
+ */
+let cpuCount: number | null = null;
 function onlineCpus(): number {
-  return Math.max(1, os.cpus().length);
+  return (cpuCount ??= Math.max(1, os.cpus().length));
 }
 
 function glibcSettings(
