@@ -10,7 +10,9 @@ const cure = process.env.CURE || 'none';
 if (process.env.CURE_TUNE) fragstat.tune(JSON.parse(process.env.CURE_TUNE));
 if (cure === 'monitor') {
   // fragstat's defaults with auto-trim on, as a user would write it.
-  const m = (monitor = fragstat.monitor({ autoTrim: process.env.CURE_AUTOTRIM ? JSON.parse(process.env.CURE_AUTOTRIM) : true }));
+  const m = (monitor = fragstat.monitor({
+    autoTrim: process.env.CURE_AUTOTRIM ? JSON.parse(process.env.CURE_AUTOTRIM) : true,
+  }));
   m.on('trim', () => trims++);
   if (process.env.CURE_DEBUG) {
     const MiB = 1048576;
@@ -59,6 +61,11 @@ process.on('message', (msg) => {
       where.freeMiB = (s.freeBytes ?? 0) / MiB;
       where.allocatedMiB = (s.allocatedBytes ?? 0) / MiB;
     }
-    process.send({ trims, trimsBy: monitor?.stats().trimsBy ?? null, allocator: fragstat.allocator().name, where });
+    process.send({
+      trims,
+      trimsBy: monitor?.stats().trimsBy ?? null,
+      allocator: fragstat.allocator().name,
+      where,
+    });
   }
 });

@@ -40,7 +40,8 @@ const CONFIGS = {
   'jemalloc-bg': { env: { LD_PRELOAD: jemalloc, MALLOC_CONF: 'background_thread:true' }, needs: jemalloc },
 };
 // More configurations for an experiment, e.g. EXTRA_CONFIGS='{"tt":{"CURE":"monitor","CURE_TUNE":"{\\"trimThresholdBytes\\":1048576}"}}'
-for (const [name, env] of Object.entries(JSON.parse(process.env.EXTRA_CONFIGS || '{}'))) CONFIGS[name] = { env };
+for (const [name, env] of Object.entries(JSON.parse(process.env.EXTRA_CONFIGS || '{}')))
+  CONFIGS[name] = { env };
 const configNames = (process.env.CONFIGS || Object.keys(CONFIGS).join(',')).split(',');
 for (const name of configNames) {
   if (!CONFIGS[name]) throw new Error(`unknown config ${name}; known: ${Object.keys(CONFIGS).join(', ')}`);
@@ -217,7 +218,9 @@ for (let round = 0; round < ROUNDS; round++) {
         `round ${round + 1} ${service} ${config}: peak ${r.peakMiB.toFixed(0)} MiB, idle ${r.idleMiB.toFixed(0)} MiB, ` +
           `${r.throughput.toFixed(1)}/s, p99 ${r.p99Ms.toFixed(0)} ms, ${r.minorFaults} minflt, ${r.trims} trims` +
           (r.trimsBy ? ` ${JSON.stringify(r.trimsBy)}` : '') +
-          (r.where?.arenas ? ` ${JSON.stringify(r.where, (k, v) => (typeof v === 'number' ? Math.round(v) : v))}` : ''),
+          (r.where?.arenas
+            ? ` ${JSON.stringify(r.where, (k, v) => (typeof v === 'number' ? Math.round(v) : v))}`
+            : ''),
       );
     }
   }
