@@ -110,6 +110,21 @@ function unifiedMount(): { mountPoint: string; mountRoot: string } | null {
 }
 
 /**
+ * Checks cgroupMemory()'s options (`where` names the call in errors, `name` the object): an object
+ * with at most `root` and `path`, each a non-empty string.
+ */
+export function checkCgroupOptions(where: string, name: string, options: unknown): CgroupMemoryOptions {
+  const o = checkOptions(where, options);
+  checkKeys(where, o, ['root', 'path']);
+  for (const key of ['root', 'path'] as const) {
+    if (o[key] !== undefined && (typeof o[key] !== 'string' || o[key] === '')) {
+      throw new TypeError(`Expected a non-empty string for ${name}.${key} but received ${describe(o[key])}`);
+    }
+  }
+  return o as CgroupMemoryOptions;
+}
+
+/**
  * The memory limits, usage, events and pressure of this process's cgroup (v2). Synchronous: it
  * reads about eight small files of /proc and the cgroup filesystem (tens of microseconds on bare
  * metal, 370 us measured on a VM whose system calls are slow). Returns null when the
@@ -119,13 +134,7 @@ function unifiedMount(): { mountPoint: string; mountRoot: string } | null {
  * @throws TypeError for bad options.
  */
 export function cgroupMemory(options?: CgroupMemoryOptions): CgroupMemory | null {
-  const o = checkOptions('cgroupMemory(options)', options);
-  checkKeys('cgroupMemory(options)', o, ['root', 'path']);
-  for (const key of ['root', 'path'] as const) {
-    if (o[key] !== undefined && (typeof o[key] !== 'string' || o[key] === '')) {
-      throw new TypeError(`Expected a non-empty string for options.${key} but received ${describe(o[key])}`);
-    }
-  }
+  const o = checkCgroupOptions('cgroupMemory(options)', 'options', options);
   let mountPoint: string;
   let relative: string;
   const cgPath = (o.path as string | undefined) ?? selfPath();

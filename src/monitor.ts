@@ -131,24 +131,15 @@ export class Monitor extends EventEmitter {
   private trims = 0;
   private trimsBy: Record<TrimReason, number> = { interval: 0, quiet: 0, gc: 0 };
   private trimReleased = 0;
-  // glibc: fewer arenas, fewer top chunks that no trim reaches (AutoTrimOptions.arenaMax). Only
-  // where nobody chose a cap: the environment, GLIBC_TUNABLES or a mallopt always win.
-  private capArenas(): void {
-    const cap = this.policy?.options.arenaMax ?? null;
-    if (cap === null || this.arenaCap !== null || allocator().name !== 'glibc') return;
-    try {
-      if (tunables().settings['glibc.malloc.arena_max']?.source !== 'default') return;
-      tune({ arenaMax: cap });
-      this.arenaCap = cap;
-    } catch (err) {
-      this.fail(err as Error);
-    }
-  }
-
   // The policy's triggers between samples (quiet after a burst, major GCs).
   private stopWatching: StopWatching | null = null;
   private gcTimer: NodeJS.Timeout | null = null;
   private queuedReason: TrimReason | null = null;
+  private timerReason: TrimReason = 'interval';
+  // When the last sample started, and the least time between two samples that keeps to
+  // maxOverhead (the slowest recent read / maxOverhead): early samples keep to it too.
+  private lastSampleAt = -Infinity;
+  private budgetMs = 0;
   private arenaCap: number | null = null;
   private pauses = 0;
   // One queue per live async iterator: each gets every sample from its creation on.
@@ -329,10 +320,25 @@ export class Monitor extends EventEmitter {
     };
   }
 
-  private schedule(delay: number): void {
+  private schedule(delay: number, reason: TrimReason = 'interval'): void {
     if (!this.running) return;
-    this.timer = setTimeout(() => void this.tick(), delay);
+    this.timerReason = reason;
+    this.timer = setTimeout(() => void this.tick(reason), delay);
     this.timer.unref();
+  }
+
+  // glibc: fewer arenas, fewer top chunks that no trim reaches (AutoTrimOptions.arenaMax). Only
+  // where nobody chose a cap: the environment, GLIBC_TUNABLES or a mallopt always win.
+  private capArenas(): void {
+    const cap = this.policy?.options.arenaMax ?? null;
+    if (cap === null || this.arenaCap !== null || allocator().name !== 'glibc') return;
+    try {
+      if (tunables().settings['glibc.malloc.arena_max']?.source !== 'default') return;
+      tune({ arenaMax: cap });
+      this.arenaCap = cap;
+    } catch (err) {
+      this.fail(err as Error);
+    }
   }
 
   // The policy's triggers between samples: each takes a sample early (one at a time).
@@ -361,18 +367,23 @@ export class Monitor extends EventEmitter {
 
   private sampleNow(reason: TrimReason): void {
     if (!this.running) return;
+    // A quiet trim skips the interval: a GC sample asked for meanwhile must not take its place.
+    const keep = (pending: TrimReason | null) => (pending === 'quiet' ? 'quiet' : reason);
     if (this.inFlight) {
-      this.queuedReason = reason;
+      this.queuedReason = keep(this.queuedReason);
       return;
     }
+    // No sooner than the overhead budget allows (a heap whose read takes 20 ms: 10 s after the
+    // last sample), which is never later than the next regular sample.
+    const r = keep(this.timer ? this.timerReason : null);
     if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    void this.tick(reason);
+    this.schedule(Math.max(0, this.lastSampleAt + this.budgetMs - performance.now()), r);
   }
 
   private async tick(reason: TrimReason = 'interval'): Promise<void> {
     if (!this.running || this.inFlight) return;
     this.inFlight = true;
+    this.lastSampleAt = performance.now();
     try {
       const snap = await snapshotAsync({ detail: this.detail });
       this.account(snap.durationMs);
@@ -384,7 +395,7 @@ export class Monitor extends EventEmitter {
       this.record(sample);
       this.shared?.publish(snap);
       if (this.running) this.deliver(sample);
-      await this.maybeTrim({ ...sample, limit: this.cgroupLimit() }, reason);
+      await this.maybeTrim(sample, reason);
     } catch (err) {
       this.fail(err as Error);
     } finally {
@@ -401,6 +412,7 @@ export class Monitor extends EventEmitter {
     this.recentCosts.push(costMs);
     if (this.recentCosts.length > 5) this.recentCosts.shift();
     const worst = Math.max(...this.recentCosts);
+    this.budgetMs = Math.ceil(worst / this.maxOverhead);
     // setTimeout treats anything above 2^31-1 ms as 1 ms: never ask for more.
     this.effectiveInterval = Math.min(
       2 ** 31 - 1,
@@ -442,19 +454,21 @@ export class Monitor extends EventEmitter {
     }
   }
 
-  // The cgroup limit the policy weighs (memory.high, else memory.max), read only when it is asked.
+  // The cgroup limit the policy weighs (memory.high, else memory.max), read only when a trim could
+  // follow (cgroupMemory() reads about eight files).
   private cgroupLimit(): PolicySample['limit'] {
     const where = this.policy?.options.cgroup;
-    if (!where || this.pauses > 0) return null;
+    if (!where) return null;
     const c = cgroupMemory(where);
     if (!c || c.currentBytes === null) return null;
     const bytes = c.highBytes ?? c.maxBytes;
     return bytes === null ? null : { bytes, headroomBytes: bytes - c.currentBytes };
   }
 
-  private async maybeTrim(s: PolicySample & Sample, reason: TrimReason): Promise<void> {
+  private async maybeTrim(sample: Sample, reason: TrimReason): Promise<void> {
     const p = this.policy;
     if (!p || !this.running || this.pauses > 0 || !allocator().canTrim) return;
+    const s: PolicySample = { ...sample, limit: this.cgroupLimit() };
     if (!p.shouldTrim(s, performance.now(), reason)) return;
     const result: TrimResult = await trim();
     p.trimmed(s, result, performance.now(), reason);

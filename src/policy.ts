@@ -1,7 +1,7 @@
 // When to trim automatically: the gates a monitor's auto-trim applies to each sample, and what it
 // learns from each trim. Plain state and arithmetic over samples; the monitor does the I/O.
 import * as os from 'node:os';
-import type { CgroupMemoryOptions } from './cgroup';
+import { checkCgroupOptions, type CgroupMemoryOptions } from './cgroup';
 import type { Snapshot, TrimResult } from './types';
 import { checkBoolean, checkKeys, checkNumber, describe } from './validate';
 
@@ -168,14 +168,7 @@ function readCgroupOption(v: unknown): CgroupMemoryOptions | null {
       `Expected a boolean or an object for options.autoTrim.cgroup but received ${describe(v)}`,
     );
   }
-  checkKeys('options.autoTrim.cgroup', v, ['root', 'path']);
-  for (const k of ['root', 'path'] as const) {
-    const x = (v as CgroupMemoryOptions)[k];
-    if (x !== undefined && typeof x !== 'string') {
-      throw new TypeError(`Expected a string for options.autoTrim.cgroup.${k} but received ${describe(x)}`);
-    }
-  }
-  return v as CgroupMemoryOptions;
+  return checkCgroupOptions('options.autoTrim.cgroup', 'options.autoTrim.cgroup', v);
 }
 
 /**
