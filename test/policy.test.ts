@@ -123,6 +123,12 @@ describe('auto-trim when the process goes quiet (child process)', () => {
     const r = runFixture<Out>('policy.cjs', { args: ['quiet', 'off'] });
     expect(r.trims).toEqual([]);
   });
+
+  it('keeps the early sample to the overhead budget: none before the budget allows', () => {
+    const r = runFixture<Out & { samples: number }>('policy.cjs', { args: ['quiet', 'budget'] });
+    expect(r.samples).toBe(1);
+    expect(r.trims).toEqual([]);
+  });
 });
 
 describe.skipIf(fragstat.allocator().name !== 'glibc')(
