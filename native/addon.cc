@@ -37,6 +37,7 @@ enum TrimSlot {
   kTrimDurationMs,
   kTrimResult,
   kTrimBlockingMs,
+  kTrimBeyondBytes,
   kTrimSlots
 };
 
@@ -137,7 +138,8 @@ Napi::Value SettingsToJs(Napi::Env env, const std::vector<Setting>& settings) {
 
 struct TrimOutcome {
   Status status;
-  double rss_before = NAN, rss_after = NAN, duration_ms = NAN, result = NAN, blocking_ms = NAN;
+  double rss_before = NAN, rss_after = NAN, duration_ms = NAN, result = NAN, blocking_ms = NAN,
+         beyond_bytes = NAN;
 };
 
 // The part of a trim that must run on the thread that asked for it (see
@@ -160,6 +162,7 @@ void FinishTrim(Backend& b, TrimOutcome& t) {
   if (std::isnan(t.rss_before)) t.rss_before = ReadRssBytes();
   const double start = NowMs();
   t.status = b.Trim(t.result);
+  if (t.status.ok()) t.beyond_bytes = b.ReleaseBeyondTrim();
   t.duration_ms = t.blocking_ms + (NowMs() - start);
   t.rss_after = ReadRssBytes();
 }
@@ -171,6 +174,7 @@ void WriteTrim(double* out, bool supported, const TrimOutcome& t) {
   out[kTrimDurationMs] = t.duration_ms;
   out[kTrimResult] = t.result;
   out[kTrimBlockingMs] = t.blocking_ms;
+  out[kTrimBeyondBytes] = t.beyond_bytes;
 }
 
 // Async work over plain data: Execute() runs on a libuv pool thread and touches no JS value; the

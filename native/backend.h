@@ -90,6 +90,9 @@ class Backend {
   // Releases free memory to the OS. `result` receives the allocator's own return value, or NaN
   // when the allocator's call returns nothing. Safe to call from any thread.
   virtual Status Trim(double& result) = 0;
+  // A second step after Trim() for free memory the allocator's own trim cannot reach; returns the
+  // resident bytes it released, or NaN where the allocator has no such step. Any thread.
+  virtual double ReleaseBeyondTrim() { return NAN; }
 };
 
 // The backend for the allocator that serves malloc in this process, detected once.

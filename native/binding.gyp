@@ -6,6 +6,7 @@
       "target_name": "fragstat",
       "sources": [
         "addon.cc",
+        "arenatop.cc",
         "detect.cc",
         "glibc.cc",
         "jemalloc.cc",

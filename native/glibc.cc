@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "arenatop.h"
 #include "probe.h"
 #include "symbols.h"
 
@@ -167,7 +168,11 @@ class GlibcBackend final : public Backend {
         mallinfo2_(Resolve<Mallinfo2Fn>("mallinfo2", kMallinfo2Versions)),
         mallinfo_(Resolve<MallinfoFn>("mallinfo", kBaseVersions)),
         malloc_info_(Resolve<MallocInfoFn>("malloc_info", kBaseVersions)),
-        malloc_trim_(Resolve<MallocTrimFn>("malloc_trim", kBaseVersions)) {}
+        malloc_trim_(Resolve<MallocTrimFn>("malloc_trim", kBaseVersions)) {
+    const char* off = std::getenv("FRAGSTAT_ARENA_TOPS");
+    arena_tops_ = malloc_trim_ != nullptr && version_ != nullptr && ArenaTopsSupported(version_()) &&
+                  !(off != nullptr && std::strcmp(off, "0") == 0);
+  }
 
   const char* Name() const override { return "glibc"; }
   std::string Version() const override { return version_ ? version_() : std::string(); }
@@ -243,6 +248,12 @@ class GlibcBackend final : public Backend {
     return Status();
   }
 
+  // The tops of thread arenas (arenatop.h), unless FRAGSTAT_ARENA_TOPS=0 was set at load.
+  double ReleaseBeyondTrim() override {
+    if (!arena_tops_) return NAN;
+    return ReleaseArenaTops(version_(), kTopPad).resident_bytes;
+  }
+
  private:
   // Captures malloc_info's XML. The buffer is allocated up front and the stream is unbuffered,
   // so the walk itself allocates nothing (open_memstream would realloc between arenas and move
@@ -277,6 +288,10 @@ class GlibcBackend final : public Backend {
   MallinfoFn mallinfo_;
   MallocInfoFn malloc_info_;
   MallocTrimFn malloc_trim_;
+  bool arena_tops_ = false;
+  // What a thread arena's top keeps: glibc's own M_TOP_PAD default (128 KiB), so the next
+  // allocations from it do not fault at once.
+  static constexpr size_t kTopPad = 128 * 1024;
 };
 
 }  // namespace

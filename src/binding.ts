@@ -24,6 +24,7 @@ export const enum TrimSlot {
   DurationMs = 3,
   Result = 4,
   BlockingMs = 5,
+  BeyondBytes = 6,
 }
 
 export interface NativeAllocatorInfo {
@@ -176,7 +177,7 @@ function fallback(reason: string): NativeBinding {
     },
     demangle: (names) => names.map(() => ''),
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
-    TRIM_SLOTS: 6,
+    TRIM_SLOTS: 7,
   };
 }
 

@@ -199,6 +199,7 @@ function trimResult(values: Float64Array, timestamp: number): TrimResult {
     durationMs: orNull(values[TrimSlot.DurationMs]),
     returnValue: orNull(values[TrimSlot.Result]),
     blockingMs: orNull(values[TrimSlot.BlockingMs]),
+    threadArenaTopBytes: orNull(values[TrimSlot.BeyondBytes]),
   };
   if (supported) {
     log.count++;

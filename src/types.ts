@@ -153,4 +153,11 @@ export interface TrimResult {
   blockingMs: number | null;
   /** The allocator's own return value: malloc_trim's 1 (something released) or 0; null where it returns nothing. */
   returnValue: number | null;
+  /**
+   * glibc: resident bytes released from the free top chunks of thread arenas, which
+   * malloc_trim never shrinks (counted with mincore just before the release; part of
+   * releasedBytes). null under other allocators, on glibc releases this layout is not known for
+   * (outside 2.27-2.42), or with FRAGSTAT_ARENA_TOPS=0.
+   */
+  threadArenaTopBytes: number | null;
 }

@@ -139,6 +139,7 @@ describe('nothing known (every allocator symbol hidden, as on musl)', () => {
       durationMs: null,
       returnValue: null,
       blockingMs: null,
+      threadArenaTopBytes: null,
     });
   });
 });

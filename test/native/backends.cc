@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../../native/backend.h"
+#include "../../native/rss.h"
 
 namespace {
 
@@ -44,6 +45,49 @@ int main(int argc, char** argv) {
   Figures with_detail;
   Check(b.Read(with_detail, &detail).ok(), "a detail read succeeds");
   if (b.HasDetail()) Check(!detail.arenas.empty(), "detail lists arenas");
+
+  // glibc: a thread arena's free top, which malloc_trim leaves resident. Freeing a 24 MiB mmapped
+  // chunk raises glibc's mmap threshold to 24 MiB and its trim threshold to 48 MiB; a thread then
+  // takes 16 MiB from its own arena's top, writes it and frees it: it merges back into the top,
+  // below the trim threshold, and stays while the thread idles.
+  if (std::strcmp(b.Name(), "glibc") == 0) {
+    Check(!std::isnan(b.ReleaseBeyondTrim()), "glibc releases thread-arena tops (a layout it knows)");
+    constexpr size_t kTop = 16u << 20;
+    char* big = static_cast<char*>(std::malloc(24u << 20));
+    std::memset(big, 1, 24u << 20);
+    sink = big;  // so the compiler keeps the pair
+    std::free(big);
+    std::atomic<int> phase{0};
+    std::atomic<bool> intact{true};
+    std::thread idle([&] {
+      for (int round = 0; round < 2; round++) {
+        char* p = static_cast<char*>(std::malloc(kTop));
+        std::memset(p, 7, kTop);
+        sink = p;
+        for (size_t i = 0; i < kTop; i += 4096) intact = intact && p[i] == 7;
+        std::free(p);
+        phase = round * 2 + 1;
+        while (phase.load() == round * 2 + 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+    while (phase.load() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const double rss0 = ReadRssBytes();
+    double r = 0;
+    Check(b.Trim(r).ok(), "malloc_trim succeeds");
+    const double rss1 = ReadRssBytes();
+    const double released = b.ReleaseBeyondTrim();
+    const double rss2 = ReadRssBytes();
+    std::printf("     thread-arena top: malloc_trim released %.1f MiB, the top release %.1f MiB (RSS -%.1f MiB)\n",
+                (rss0 - rss1) / 1048576, released / 1048576, (rss1 - rss2) / 1048576);
+    Check(rss0 - rss1 < kTop / 2.0, "malloc_trim leaves the thread arena's top resident");
+    Check(released >= kTop - (1u << 20), "the top release counts the 16 MiB (less its 128 KiB pad)");
+    Check(rss1 - rss2 >= kTop - (2u << 20), "and RSS falls by it");
+    phase = 2;  // the thread allocates from that top again, writes and checks it
+    while (phase.load() != 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    phase = 4;
+    idle.join();
+    Check(intact.load(), "memory from the released top is written and read back intact");
+  }
 
   // 64 MiB in 1 KiB blocks, written so every page is really used.
   std::vector<char*> blocks;
@@ -91,6 +135,7 @@ int main(int argc, char** argv) {
           double r = 0;
           b.PrepareTrimOnCallingThread();
           if (!b.Trim(r).ok()) errors++;
+          b.ReleaseBeyondTrim();
         }
       }
     });
