@@ -207,11 +207,14 @@ describe.runIf(havePreload('mimalloc'))('mimalloc (LD_PRELOAD)', () => {
       expect(r.allocated.raw.current_commit).toBe(r.allocated.heapBytes);
       expect(r.trim.supported).toBe(true);
       expect(r.trim.releasedBytes).toBe(r.trim.rssBeforeBytes! - r.trim.rssAfterBytes!);
-      expectNear(r.trim.releasedBytes, freedBytes(r), 0.6, 1.2);
+      // mimalloc returns only pages that are wholly free in the heaps a collect reaches (README):
+      // Node 20 gives back 0.6x or more of the freed bytes, Node 24 142.9 MB of 268 MB (0.53x) in
+      // three runs of five on the same commit, so the floor is half.
+      expectNear(r.trim.releasedBytes, freedBytes(r), 0.5, 1.2);
       // The forced collect must run on the JS thread, whose heap the Buffers came from.
       expect(r.trim.blockingMs!).toBeGreaterThan(0);
-      expect(r.trimmed.rssBytes!).toBeLessThan(r.freed.rssBytes! - 0.6 * freedBytes(r));
-      expect(r.trimmed.heapBytes!).toBeLessThan(r.freed.heapBytes! - 0.6 * freedBytes(r));
+      expect(r.trimmed.rssBytes!).toBeLessThan(r.freed.rssBytes! - 0.5 * freedBytes(r));
+      expect(r.trimmed.heapBytes!).toBeLessThan(r.freed.heapBytes! - 0.5 * freedBytes(r));
     });
   }
 });
