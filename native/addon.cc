@@ -312,6 +312,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
     o.Set("hasStats", b.HasStats());
     o.Set("hasDetail", b.HasDetail());
     o.Set("canTrim", b.CanTrim());
+    o.Set("trimsThreadArenaTops", b.ReleasesBeyondTrim());
     const auto& names = b.RawFieldNames();
     Napi::Array raw = Napi::Array::New(env, names.size());
     for (size_t i = 0; i < names.size(); i++) raw[i] = Napi::String::New(env, names[i]);

@@ -93,6 +93,8 @@ class Backend {
   // A second step after Trim() for free memory the allocator's own trim cannot reach; returns the
   // resident bytes it released, or NaN where the allocator has no such step. Any thread.
   virtual double ReleaseBeyondTrim() { return NAN; }
+  // Whether ReleaseBeyondTrim() does anything here.
+  virtual bool ReleasesBeyondTrim() const { return false; }
 };
 
 // The backend for the allocator that serves malloc in this process, detected once.

@@ -249,6 +249,7 @@ class GlibcBackend final : public Backend {
   }
 
   // The tops of thread arenas (arenatop.h), unless FRAGSTAT_ARENA_TOPS=0 was set at load.
+  bool ReleasesBeyondTrim() const override { return arena_tops_; }
   double ReleaseBeyondTrim() override {
     if (!arena_tops_) return NAN;
     return ReleaseArenaTops(version_(), kTopPad).resident_bytes;

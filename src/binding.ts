@@ -34,6 +34,7 @@ export interface NativeAllocatorInfo {
   hasStats: boolean;
   hasDetail: boolean;
   canTrim: boolean;
+  trimsThreadArenaTops: boolean;
   rawFields: string[];
 }
 
@@ -124,6 +125,7 @@ function fallback(reason: string): NativeBinding {
     hasStats: false,
     hasDetail: false,
     canTrim: false,
+    trimsThreadArenaTops: false,
     rawFields: [],
   };
   const rss = (): number => process.memoryUsage.rss();

@@ -191,7 +191,7 @@ export function doctor(snap?: Snapshot, options?: DoctorOptions): Finding[] {
             (tops !== null && tops.bytes >= 16 * MiB
               ? `About ${formatBytes(tops.bytes)} of it is the free top of ${tops.arenas} thread arenas, which ` +
                 'malloc_trim itself cannot shrink: ' +
-                (releasesThreadArenaTops()
+                (allocator().trimsThreadArenaTops
                   ? "fragstat's trim() releases those pages too (threadArenaTopBytes in its result). "
                   : 'fewer arenas return it (auto-trim caps them when started at start-up; MALLOC_ARENA_MAX). ')
               : '') +
@@ -307,21 +307,4 @@ function backgroundThreadAdvice(settings: Tunables['settings']): string {
 function threadArenaTops(arenas: { index: number; topBytes: number }[]): { bytes: number; arenas: number } {
   const thread = arenas.filter((a) => a.index !== 0);
   return { bytes: thread.reduce((sum, a) => sum + a.topBytes, 0), arenas: thread.length };
-}
-
-/**
- * Whether trim() under this process's glibc also releases the tops of thread arenas (the
- * layout fragstat relies on is known for glibc 2.27 to 2.42; FRAGSTAT_ARENA_TOPS=0 turns it off).
- */
-function releasesThreadArenaTops(): boolean {
-  const info = allocator();
-  const minor = /^2\.(\d+)/.exec(info.version ?? '');
-  return (
-    info.name === 'glibc' &&
-    info.native &&
-    minor !== null &&
-    Number(minor[1]) >= 27 &&
-    Number(minor[1]) <= 42 &&
-    process.env.FRAGSTAT_ARENA_TOPS !== '0'
-  );
 }

@@ -15,6 +15,11 @@ export interface AllocatorInfo {
   hasDetail: boolean;
   /** Whether trim() can release memory under this allocator. */
   canTrim: boolean;
+  /**
+   * glibc: whether trim() also releases the free tops of thread arenas, which malloc_trim does not
+   * (glibc 2.27 to 2.42, unless FRAGSTAT_ARENA_TOPS=0 was set at start-up; see trim()).
+   */
+  trimsThreadArenaTops: boolean;
   /** Names of the allocator's own fields found in `Snapshot.raw`. */
   rawFields: string[];
   /** Whether the compiled addon is loaded. When false, `limitations` says why and only RSS is known. */

@@ -25,6 +25,7 @@ describe('glibc (no preload)', () => {
       hasStats: true,
       hasDetail: true,
       canTrim: true,
+      trimsThreadArenaTops: true,
       native: true,
     });
     expect(r.info.version).toMatch(/^2\.\d+$/);
@@ -106,6 +107,7 @@ describe('nothing known (every allocator symbol hidden, as on musl)', () => {
       version: null,
       hasStats: false,
       canTrim: false,
+      trimsThreadArenaTops: false,
       native: true,
     });
     expect(r.info.limitations).toMatch(/no supported allocator/);
@@ -157,6 +159,15 @@ describe.runIf(havePreload('mimalloc'))('an allocator the probes do not recognis
     expect(r.snap.raw).toEqual({});
     expect(r.snap.rssBytes!).toBeGreaterThan(10 * 1024 * 1024);
     expect(r.trim.supported).toBe(false);
+  });
+});
+
+describe('FRAGSTAT_ARENA_TOPS=0', () => {
+  it('turns the thread-arena top step of a glibc trim off, and says so', () => {
+    const r = evalJson<Probe>(probe, { env: { FRAGSTAT_ARENA_TOPS: '0' } });
+    expect(r.info).toMatchObject({ name: 'glibc', canTrim: true, trimsThreadArenaTops: false });
+    expect(r.trim.supported).toBe(true);
+    expect(r.trim.threadArenaTopBytes).toBeNull();
   });
 });
 
