@@ -32,6 +32,8 @@ async function child() {
     memoryUsage: () => process.memoryUsage(),
     memoryUsageRss: () => process.memoryUsage.rss(),
     snapshot: () => fragstat.snapshot(),
+    // The same reading through the N-API call alone: figures into the bound array, no JS object.
+    bindingSnapshot: () => binding.snapshot(false),
     pread: () => binding.rssBytes(),
     reopen: () => binding.rssBytesReopen(),
   };
@@ -154,6 +156,7 @@ async function parent() {
     `${f0(r.cFloorThreads)} (${r.threads})`,
     f2(r.cFloorThreads === null ? null : r.snapshot / r.cFloorThreads),
     f0(r.nativeReading),
+    f0(r.bindingSnapshot),
     f0(r.pread),
   ]);
   const header = [
@@ -166,6 +169,7 @@ async function parent() {
     "C floor ns, Node's threads (n)",
     'vs that floor',
     'native reading ns',
+    'N-API call ns',
     'pread ns',
   ];
   const us = (ns) => `${(ns / 1000).toFixed(1)} µs`;
