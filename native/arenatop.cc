@@ -120,9 +120,9 @@ bool ArenaTopsSupported(const char* glibc_version) {
   return sizeof(void*) == 8 && minor >= 27 && minor <= 42;
 }
 
-ArenaTopRelease ReleaseArenaTops(const char* glibc_version, size_t pad) {
-  ArenaTopRelease out;
-  if (!ArenaTopsSupported(glibc_version)) return out;
+double ReleaseArenaTops(const char* glibc_version, size_t pad) {
+  double released = 0;
+  if (!ArenaTopsSupported(glibc_version)) return released;
   const size_t header = MinorVersion(glibc_version) >= 35 ? 48 : 32;
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   const std::vector<Heap> heaps = FindHeaps(header);
@@ -130,7 +130,6 @@ ArenaTopRelease ReleaseArenaTops(const char* glibc_version, size_t pad) {
   // Nothing below allocates: see Resident().
   for (const Heap& first : heaps) {
     if (first.info.prev != 0) continue;  // one pass per arena, from its first heap
-    out.arenas++;
     const uintptr_t arena = first.info.ar_ptr;
     int flags_and_mutex[2];
     // The mutex must read as a lock word before anything writes to it.
@@ -138,10 +137,7 @@ ArenaTopRelease ReleaseArenaTops(const char* glibc_version, size_t pad) {
         flags_and_mutex[0] > 2)
       continue;
     int* mutex = reinterpret_cast<int*>(arena);
-    if (!TryLock(mutex)) {
-      out.busy++;
-      continue;
-    }
+    if (!TryLock(mutex)) continue;
     // Under the lock: the arena's top and the heap it lies in cannot change or go away.
     uintptr_t top = 0;
     HeapInfo h{};
@@ -162,13 +158,13 @@ ArenaTopRelease ReleaseArenaTops(const char* glibc_version, size_t pad) {
       if (end > begin) {
         const double resident = Resident(begin, end, page, pages);
         if (resident > 0 && madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED) == 0) {
-          out.resident_bytes += resident;
+          released += resident;
         }
       }
     }
     Unlock(mutex);
   }
-  return out;
+  return released;
 }
 
 }  // namespace fragstat

@@ -14,19 +14,14 @@
 
 namespace fragstat {
 
-struct ArenaTopRelease {
-  double arenas = 0;          // thread arenas found
-  double busy = 0;            // arenas whose lock was held by a thread: skipped, never waited for
-  double resident_bytes = 0;  // resident bytes released (counted with mincore before the madvise)
-};
-
 // Whether the layout this relies on is known for this glibc ("2.36"): 2.27 to 2.42.
 bool ArenaTopsSupported(const char* glibc_version);
 
-// Releases the pages of every thread arena's top chunk beyond `pad` bytes. Call only when
-// ArenaTopsSupported() and glibc serves malloc. Takes each arena's lock with a try-lock (an arena
-// in use is skipped); reads everything it has not locked through process_vm_readv, so a heap
+// Releases the pages of every thread arena's top chunk beyond `pad` bytes and returns the resident
+// bytes released (counted with mincore before the madvise). Call only when ArenaTopsSupported()
+// and glibc serves malloc. Takes each arena's lock with a try-lock (an arena in use is skipped,
+// never waited for); reads everything it has not locked through process_vm_readv, so a heap
 // unmapped meanwhile is an error it skips, not a fault.
-ArenaTopRelease ReleaseArenaTops(const char* glibc_version, size_t pad);
+double ReleaseArenaTops(const char* glibc_version, size_t pad);
 
 }  // namespace fragstat

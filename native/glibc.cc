@@ -252,7 +252,7 @@ class GlibcBackend final : public Backend {
   bool ReleasesBeyondTrim() const override { return arena_tops_; }
   double ReleaseBeyondTrim() override {
     if (!arena_tops_) return NAN;
-    return ReleaseArenaTops(version_(), kTopPad).resident_bytes;
+    return ReleaseArenaTops(version_(), kTopPad);
   }
 
  private:
