@@ -234,30 +234,40 @@ describe('nothing known (every allocator symbol hidden)', () => {
   });
 });
 
-// One pool thread, busy with a key derivation; trim() queues behind it while the JS thread writes
-// 64 MiB. "RSS before" is read when the trim starts releasing, so those 64 MiB are not counted
-// as the trim's (before the fix they showed as about -64 MiB released). mimalloc starts its trim
-// on the JS thread, before the wait, so it is not in this list.
+// One pool thread, held by a read of an empty FIFO; trim() queues behind it while the JS thread
+// writes 64 MiB, and only then does the JS thread write the byte that ends the read. "RSS before"
+// is read when the trim starts releasing, so those 64 MiB are not counted as the trim's (before the
+// fix they showed as about -64 MiB released). The order is set by the FIFO, not by how long a
+// computation takes. mimalloc starts its trim on the JS thread, before the wait, so it is not in
+// this list.
 describe('trim() behind a busy thread pool', () => {
   for (const name of ['glibc', 'jemalloc', 'tcmalloc'] as const) {
     it.runIf(name === 'glibc' || havePreload(name))(
       `does not count memory the JS thread grew while it waited (${name})`,
       () => {
-        const r = evalJson<{ t: TrimResult; rssAfterFill: number; filledMs: number; busyMs: number }>(
-          `const crypto = require('node:crypto');
-          const t0 = Date.now();
-          let busyMs = 0;
-          crypto.pbkdf2('x', 'y', 300000, 64, 'sha512', () => { busyMs = Date.now() - t0; });
+        const r = evalJson<{ t: TrimResult; rssAfterFill: number; order: string[] }>(
+          `const fs = require('node:fs'), os = require('node:os'), path = require('node:path');
+          const fifo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fragstat-')), 'hold');
+          require('node:child_process').execFileSync('mkfifo', [fifo]);
+          const fd = fs.openSync(fifo, 'r+'); // read and write ends: open returns at once
+          const order = [];
+          fs.read(fd, Buffer.alloc(1), 0, 1, null, () => order.push('pool released'));
           const pending = fragstat.trim();
           const grown = Buffer.alloc(${64 * MiB}, 1);
           const rssAfterFill = process.memoryUsage.rss();
-          const filledMs = Date.now() - t0;
-          pending.then((t) => console.log(JSON.stringify({ t, rssAfterFill, filledMs, busyMs, n: grown.length })));`,
+          order.push('filled');
+          fs.writeSync(fd, 'x');
+          pending.then((t) => {
+            order.push('trimmed');
+            fs.closeSync(fd);
+            fs.rmSync(path.dirname(fifo), { recursive: true });
+            console.log(JSON.stringify({ t, rssAfterFill, order, n: grown.length }));
+          });`,
           { env: { UV_THREADPOOL_SIZE: '1' }, preload: name === 'glibc' ? undefined : name },
         );
         expect(r.t.allocator).toBe(name);
-        // The 64 MiB were written while the derivation still held the only pool thread.
-        expect(r.filledMs).toBeLessThan(r.busyMs);
+        // The 64 MiB were written while the read still held the only pool thread.
+        expect(r.order).toEqual(['filled', 'pool released', 'trimmed']);
         expect(r.t.rssBeforeBytes!).toBeGreaterThanOrEqual(r.rssAfterFill - 4 * MiB);
         expect(r.t.releasedBytes!).toBeGreaterThan(-4 * MiB);
       },
