@@ -86,10 +86,13 @@ const buildRaw: RawBuilder =
     ? fast
     : genericRaw;
 
-function readOptions(fn: string, options: unknown): { detail: boolean } {
+function readOptions(fn: string, options: unknown): { detail: boolean; smaps: boolean } {
   const o = checkOptions(`${fn}(options)`, options);
-  checkKeys(`${fn}(options)`, o, ['detail']);
-  return { detail: checkBoolean('options.detail', o.detail, false) };
+  checkKeys(`${fn}(options)`, o, ['detail', 'residentFree']);
+  const detail = checkBoolean('options.detail', o.detail, false);
+  const residentFree = checkBoolean('options.residentFree', o.residentFree, false);
+  // Only glibc needs smaps for its resident free figure.
+  return { detail, smaps: (detail || residentFree) && name === 'glibc' };
 }
 
 function noArguments(fn: string, args: unknown[]): void {
@@ -100,7 +103,7 @@ function noArguments(fn: string, args: unknown[]): void {
 
 /**
  * Free bytes in RAM, from the allocator's own figures where it keeps them (jemalloc, tcmalloc),
- * or from the smaps read that came with a glibc detail snapshot.
+ * or from the smaps read that came with a glibc detail or residentFree snapshot.
  */
 function residentFree(
   raw: Record<string, number | null>,
@@ -224,10 +227,11 @@ export function allocator(): AllocatorInfo {
  */
 export function snapshot(options?: SnapshotOptions): Snapshot {
   // The common call has no options: skip building the validation's strings and arrays.
-  const detail = options === undefined ? false : readOptions('snapshot', options).detail;
+  const { detail, smaps: withSmaps } =
+    options === undefined ? { detail: false, smaps: false } : readOptions('snapshot', options);
   const nativeDetail = binding.snapshot(detail);
   const t = Date.now();
-  if (!(detail && name === 'glibc')) return build(syncValues, nativeDetail, t);
+  if (!withSmaps) return build(syncValues, nativeDetail, t);
   const t0 = performance.now();
   const smaps = readSmaps();
   return build(syncValues, nativeDetail, t, smaps, performance.now() - t0);
@@ -238,11 +242,11 @@ export function snapshot(options?: SnapshotOptions): Snapshot {
  * glibc its own mallocs wait for the arena lock the walk holds (see the README).
  */
 export async function snapshotAsync(options?: SnapshotOptions): Promise<Snapshot> {
-  const { detail } = readOptions('snapshotAsync', options);
+  const { detail, smaps: withSmaps } = readOptions('snapshotAsync', options);
   const values = new Float64Array(binding.SNAPSHOT_SLOTS);
   const timestamp = Date.now();
   const nativeDetail = await binding.snapshotAsync(detail, values);
-  if (!(detail && name === 'glibc')) return build(values, nativeDetail, timestamp);
+  if (!withSmaps) return build(values, nativeDetail, timestamp);
   const t0 = performance.now();
   const smaps = await readSmapsAsync();
   return build(values, nativeDetail, timestamp, smaps, performance.now() - t0);

@@ -20,7 +20,11 @@ import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
 
 /** Options of monitor(). */
 export interface MonitorOptions {
-  /** Wanted time between samples, ms. Default 10000. At least 10. */
+  /**
+   * Wanted time between samples, ms. Default 10000. At least 10. For the first five minutes the
+   * monitor samples at most 5 s apart (still within maxOverhead), so that a verdict has enough
+   * readings within minutes of start.
+   */
   intervalMs?: number;
   /** Take detail snapshots (glibc malloc_info: arenas, largest free chunk). Default false. */
   detail?: boolean;
@@ -28,8 +32,9 @@ export interface MonitorOptions {
   historySize?: number;
   /**
    * Largest share of wall time that sampling may take, from 0 (exclusive) to 0.5. Default 0.002
-   * (0.2%). When a sample takes longer than `intervalMs * maxOverhead`, the interval is stretched
-   * so the share holds (a glibc snapshot walks every free chunk: tens of ms on a fragmented heap).
+   * (0.2%). When the recent samples take longer on average than `intervalMs * maxOverhead`, the
+   * interval is stretched so the share holds (a glibc snapshot walks every free chunk: tens of ms
+   * on a fragmented heap); one slow read among twenty stretches it by a twentieth of what it would alone.
    */
   maxOverhead?: number;
   /** Trim automatically when free memory is both large and a large share of the heap. Default off. */
@@ -38,10 +43,23 @@ export interface MonitorOptions {
   start?: boolean;
 }
 
-/** A monitor sample: a snapshot with the monitor's bookkeeping. */
+/**
+ * Why the interval in effect is what it is: as asked ('requested'), shortened in the first five
+ * minutes ('early'), or stretched so that sampling keeps to maxOverhead ('overhead').
+ */
+export type IntervalReason = 'requested' | 'early' | 'overhead';
+
+/**
+ * A monitor sample: a snapshot with the monitor's bookkeeping. Under glibc, residentFreeBytes is
+ * read (from /proc/self/smaps, off the JS thread) every 10 s from 10 s after start (less often where
+ * that read alone would take more than half of maxOverhead);
+ * the samples in between carry null there.
+ */
 export interface Sample extends Snapshot {
   /** The interval in effect after this sample, ms (stretched to respect maxOverhead). */
   intervalMs: number;
+  /** Why intervalMs is what it is. */
+  intervalReason: IntervalReason;
   /** V8's heap when the sample was taken (v8.getHeapStatistics().total_physical_size), bytes. */
   v8HeapBytes: number;
 }
@@ -51,8 +69,13 @@ export interface Budget {
   maxOverhead: number;
   /** The interval asked for, ms. */
   intervalMs: number;
-  /** The interval in effect, ms: max(intervalMs, slowest of the last 5 samples / maxOverhead). */
+  /**
+   * The interval in effect, ms: max(intervalMs, mean cost of the last 20 samples / maxOverhead),
+   * at most 5 s in the first five minutes where that keeps to maxOverhead.
+   */
   effectiveIntervalMs: number;
+  /** Why effectiveIntervalMs is what it is. */
+  intervalReason: IntervalReason;
   /** Duration of the last sample's allocator read, ms. */
   lastSampleMs: number | null;
   /** Time spent sampling / wall time since start (a share, e.g. 0.0004). */
@@ -81,6 +104,15 @@ export interface MonitorStats {
   arenaCap: number | null;
   trimPaused: boolean;
 }
+
+// For the first EARLY_MS the monitor samples at most EARLY_INTERVAL_MS apart (within the budget).
+const EARLY_MS = 5 * 60_000;
+const EARLY_INTERVAL_MS = 5000;
+// glibc's resident free figure (an smaps read, about 3 ms) at most this often, and less often
+// where the read costs more than half of maxOverhead over this period.
+const RESIDENT_EVERY_MS = 10_000;
+// The recent sample costs whose mean sets the budget.
+const COSTS_KEPT = 20;
 
 class Ring<T> {
   private items: T[] = [];
@@ -123,6 +155,10 @@ export class Monitor extends EventEmitter {
   private sampleMsTotal = 0;
   private recentCosts: number[] = [];
   private effectiveInterval: number;
+  private intervalReason: IntervalReason = 'requested';
+  // glibc's resident free figure needs an smaps read: at most this often (RESIDENT_EVERY_MS).
+  private residentAt = 0;
+  private residentEveryMs = RESIDENT_EVERY_MS;
   private peaks = {
     rss: null as number | null,
     allocated: null as number | null,
@@ -137,7 +173,7 @@ export class Monitor extends EventEmitter {
   private queuedReason: TrimReason | null = null;
   private timerReason: TrimReason = 'interval';
   // When the last sample started, and the least time between two samples that keeps to
-  // maxOverhead (the slowest recent read / maxOverhead): early samples keep to it too.
+  // maxOverhead (the mean recent read / maxOverhead): early samples keep to it too.
   private lastSampleAt = -Infinity;
   private budgetMs = 0;
   private arenaCap: number | null = null;
@@ -179,6 +215,8 @@ export class Monitor extends EventEmitter {
     this.stopped = false;
     this.startedAt = performance.now();
     this.sampleMsTotal = 0;
+    this.residentAt = this.startedAt; // the first after RESIDENT_EVERY_MS
+    this.residentEveryMs = RESIDENT_EVERY_MS;
     this.shared = attachMonitor(this.detail, () => this.verdict());
     this.capArenas();
     this.watch();
@@ -261,6 +299,7 @@ export class Monitor extends EventEmitter {
       maxOverhead: this.maxOverhead,
       intervalMs: this.intervalMs,
       effectiveIntervalMs: this.effectiveInterval,
+      intervalReason: this.intervalReason,
       lastSampleMs: this.recentCosts.length ? this.recentCosts[this.recentCosts.length - 1] : null,
       overhead: elapsed > 0 ? this.sampleMsTotal / elapsed : 0,
     };
@@ -385,11 +424,14 @@ export class Monitor extends EventEmitter {
     this.inFlight = true;
     this.lastSampleAt = performance.now();
     try {
-      const snap = await snapshotAsync({ detail: this.detail });
-      this.account(snap.durationMs);
+      const residentFree = this.lastSampleAt - this.residentAt >= this.residentEveryMs;
+      if (residentFree) this.residentAt = this.lastSampleAt;
+      const snap = await snapshotAsync({ detail: this.detail, residentFree });
+      this.account(snap.durationMs, residentFree && !this.detail);
       const sample: Sample = {
         ...snap,
         intervalMs: this.effectiveInterval,
+        intervalReason: this.intervalReason,
         v8HeapBytes: getHeapStatistics().total_physical_size,
       };
       this.record(sample);
@@ -407,17 +449,27 @@ export class Monitor extends EventEmitter {
     }
   }
 
-  private account(costMs: number): void {
+  private account(costMs: number, periodic: boolean): void {
     this.sampleMsTotal += costMs;
+    if (periodic && allocator().name === 'glibc') {
+      // The periodic smaps read keeps to half the budget on its own period, and leaves the
+      // interval to the allocator reads.
+      this.residentEveryMs = Math.max(RESIDENT_EVERY_MS, Math.ceil(costMs / (this.maxOverhead / 2)));
+      return;
+    }
     this.recentCosts.push(costMs);
-    if (this.recentCosts.length > 5) this.recentCosts.shift();
-    const worst = Math.max(...this.recentCosts);
-    this.budgetMs = Math.ceil(worst / this.maxOverhead);
+    if (this.recentCosts.length > COSTS_KEPT) this.recentCosts.shift();
+    // The mean, not the slowest: the budget is a share of wall time, and one slow read (a GC, a
+    // pool queue, the periodic smaps read) must not stretch the interval thirtyfold for minutes.
+    const mean = this.recentCosts.reduce((a, b) => a + b, 0) / this.recentCosts.length;
+    this.budgetMs = Math.ceil(mean / this.maxOverhead);
+    const early =
+      performance.now() - this.startedAt < EARLY_MS ? Math.min(this.intervalMs, EARLY_INTERVAL_MS) : null;
+    const wanted = early ?? this.intervalMs;
     // setTimeout treats anything above 2^31-1 ms as 1 ms: never ask for more.
-    this.effectiveInterval = Math.min(
-      2 ** 31 - 1,
-      Math.max(this.intervalMs, Math.ceil(worst / this.maxOverhead)),
-    );
+    this.effectiveInterval = Math.min(2 ** 31 - 1, Math.max(wanted, this.budgetMs));
+    this.intervalReason =
+      this.budgetMs > wanted ? 'overhead' : early !== null && early < this.intervalMs ? 'early' : 'requested';
   }
 
   private record(s: Sample): void {
@@ -468,7 +520,17 @@ export class Monitor extends EventEmitter {
   private async maybeTrim(sample: Sample, reason: TrimReason): Promise<void> {
     const p = this.policy;
     if (!p || !this.running || this.pauses > 0 || !allocator().canTrim) return;
-    const s: PolicySample = { ...sample, limit: this.cgroupLimit() };
+    // The policy was tuned on what a sample carried before the periodic resident free reading:
+    // it keeps seeing glibc's resident free figure only with detail, so that consecutive samples
+    // it compares always measure free memory the same way.
+    const periodic = !this.detail && allocator().name === 'glibc';
+    const s: PolicySample = {
+      ...sample,
+      ...(periodic
+        ? { residentFreeBytes: null, ratios: { ...sample.ratios, residentFragmentation: null } }
+        : {}),
+      limit: this.cgroupLimit(),
+    };
     if (!p.shouldTrim(s, performance.now(), reason)) return;
     const result: TrimResult = await trim();
     p.trimmed(s, result, performance.now(), reason);
