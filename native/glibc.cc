@@ -248,7 +248,10 @@ class GlibcBackend final : public Backend {
     return Status();
   }
 
-  // The tops of thread arenas (arenatop.h), unless FRAGSTAT_ARENA_TOPS=0 was set at load.
+  // The tops of thread arenas (arenatop.h), unless FRAGSTAT_ARENA_TOPS=0 was set at load. Only
+  // arenas linked into glibc's list and seen so on a call at least a second earlier are released,
+  // so a first trim after an arena appears only notes it. NaN (null in JS) where a call the step
+  // needs is refused (a seccomp filter returning EPERM, for one), not 0.
   bool ReleasesBeyondTrim() const override { return arena_tops_; }
   double ReleaseBeyondTrim() override {
     if (!arena_tops_) return NAN;

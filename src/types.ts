@@ -168,9 +168,11 @@ export interface TrimResult {
   returnValue: number | null;
   /**
    * glibc: resident bytes released from the free top chunks of thread arenas, which
-   * malloc_trim never shrinks (counted with mincore just before the release; part of
-   * releasedBytes). null under other allocators, on glibc releases this layout is not known for
-   * (outside 2.27-2.42), or with FRAGSTAT_ARENA_TOPS=0.
+   * malloc_trim never shrinks (counted in /proc/self/pagemap just before the release; part of
+   * releasedBytes). Only arenas an earlier trim saw at least a second before are released, so a
+   * first trim after an arena appears only notes it. null under other allocators, on glibc
+   * releases this layout is not known for (outside 2.27-2.42), with FRAGSTAT_ARENA_TOPS=0, or
+   * where a system call the step needs was refused (a seccomp filter returning EPERM, say).
    */
   threadArenaTopBytes: number | null;
 }

@@ -7,7 +7,12 @@
 // Checks, exiting non-zero on the first failure: the allocator detected is the one expected;
 // a read succeeds, with and without detail; 64 MiB more live bytes moves `allocated` by at least
 // that much (when the allocator counts live bytes); four threads allocating and freeing while two
-// others read and trim for a while; a trim after freeing it all.
+// others read and trim for a while; a trim after freeing it all. Under glibc also: a thread arena's
+// free top is released once the step has seen the arena on an earlier scan a second before; and an
+// arena that glibc is still creating (mapped, top set, lock word not yet initialised, not linked
+// into main_arena's list) is never locked or released, on a first scan or on a later one.
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "../../native/arenatop.h"
 #include "../../native/backend.h"
 #include "../../native/rss.h"
 
@@ -29,6 +35,68 @@ void Check(bool ok, const char* what) {
 }
 
 void* volatile sink = nullptr;
+
+// A thread arena in the state glibc's _int_new_arena leaves it in just before its
+// __libc_lock_init: a 64 MiB-aligned private anonymous heap whose heap_info names the malloc_state
+// right after it, with a top chunk that passes every structural check, resident pages filled with
+// a pattern past the top, the lock word 0, and no link into main_arena's list (`next` still 0,
+// as in a fresh mapping). The release step runs twice, a scan apart by more than a second, while
+// a thread watches the lock word: nothing may write it and the pattern must stay.
+void FakeArenaBeingCreated(const char* glibc_version) {
+  constexpr uintptr_t kHeapMax = uintptr_t{64} << 20;
+  constexpr size_t kUsed = 8u << 20;  // heap_info.size: the part glibc made read-write
+  const size_t header = std::atoi(glibc_version + 2) >= 35 ? 48 : 32;
+  void* raw = mmap(nullptr, 2 * kHeapMax, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return Check(false, "mmap for the fake arena");
+  const uintptr_t base = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t heap = (base + kHeapMax - 1) & ~(kHeapMax - 1);
+  if (heap > base) munmap(raw, heap - base);
+  munmap(reinterpret_cast<void*>(heap + kHeapMax), base + 2 * kHeapMax - heap - kHeapMax);
+  mprotect(reinterpret_cast<void*>(heap + kUsed), kHeapMax - kUsed, PROT_NONE);  // as new_heap leaves it
+  uintptr_t* info = reinterpret_cast<uintptr_t*>(heap);
+  const uintptr_t arena = heap + header;
+  info[0] = arena;  // ar_ptr
+  info[1] = 0;      // prev: the arena's first heap
+  info[2] = kUsed;  // size
+  info[3] = kUsed;  // mprotect_size
+  if (header == 48) info[4] = 4096;
+  constexpr size_t kStateSize = 2200;  // sizeof (struct malloc_state), 2.27-2.42, 64-bit
+  uintptr_t top = arena + kStateSize;
+  if ((top + 16) % 16 != 0) top += 16 - (top + 16) % 16;  // glibc aligns chunk2mem (top)
+  int* mutex = reinterpret_cast<int*>(arena);
+  *mutex = 0;  // what __libc_lock_init is about to store; no lock of glibc's is held here
+  *reinterpret_cast<uintptr_t*>(arena + 96) = top;
+  reinterpret_cast<uintptr_t*>(top)[1] = (heap + kUsed - top) | 1;  // size, PREV_INUSE
+  unsigned char* past = reinterpret_cast<unsigned char*>(top + 16);
+  const size_t past_len = heap + kUsed - (top + 16);
+  std::memset(past, 0xa5, past_len);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> lock_seen{0};
+  std::thread watcher([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      const int v = __atomic_load_n(mutex, __ATOMIC_RELAXED);
+      if (v != 0) lock_seen = v;
+    }
+  });
+  double released = 0;
+  for (int scan = 0; scan < 2; scan++) {
+    if (scan == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    const double r = fragstat::ReleaseArenaTops(glibc_version, 128 * 1024);
+    if (!std::isnan(r)) released += r;
+  }
+  stop = true;
+  watcher.join();
+  size_t intact = 0;
+  for (size_t i = 0; i < past_len; i++) intact += past[i] == 0xa5;
+  std::printf(
+      "     arena being created: lock word seen as %d, %zu of %zu pattern bytes intact, %.1f MiB released in "
+      "all (other arenas)\n",
+      lock_seen.load(), intact, past_len, released / 1048576);
+  Check(lock_seen.load() == 0, "the step never writes the lock word of an arena glibc is still creating");
+  Check(intact == past_len, "and never releases the pages past its top");
+  munmap(reinterpret_cast<void*>(heap), kHeapMax);
+}
 
 }  // namespace
 
@@ -71,14 +139,19 @@ int main(int argc, char** argv) {
       }
     });
     while (phase.load() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // The step releases only arenas it saw linked on a scan at least a second before: this
+    // trim's scan notes the new arena, the next one, after the wait, releases its top.
+    b.ReleaseBeyondTrim();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     const double rss0 = ReadRssBytes();
     double r = 0;
     Check(b.Trim(r).ok(), "malloc_trim succeeds");
     const double rss1 = ReadRssBytes();
     const double released = b.ReleaseBeyondTrim();
     const double rss2 = ReadRssBytes();
-    std::printf("     thread-arena top: malloc_trim released %.1f MiB, the top release %.1f MiB (RSS -%.1f MiB)\n",
-                (rss0 - rss1) / 1048576, released / 1048576, (rss1 - rss2) / 1048576);
+    std::printf(
+        "     thread-arena top: malloc_trim released %.1f MiB, the top release %.1f MiB (RSS -%.1f MiB)\n",
+        (rss0 - rss1) / 1048576, released / 1048576, (rss1 - rss2) / 1048576);
     Check(rss0 - rss1 < kTop / 2.0, "malloc_trim leaves the thread arena's top resident");
     Check(released >= kTop - (1u << 20), "the top release counts the 16 MiB (less its 128 KiB pad)");
     Check(rss1 - rss2 >= kTop - (2u << 20), "and RSS falls by it");
@@ -87,6 +160,7 @@ int main(int argc, char** argv) {
     phase = 4;
     idle.join();
     Check(intact.load(), "memory from the released top is written and read back intact");
+    FakeArenaBeingCreated(b.Version().c_str());
   }
 
   // 64 MiB in 1 KiB blocks, written so every page is really used.
