@@ -52,6 +52,12 @@ export interface ReportVerdict {
   kind: string;
   title: string;
   advice: string;
+  /** low, medium or high (verdict()'s confidence); absent in older recordings. */
+  confidence?: string;
+  /** How much longer to sample for a firmer verdict, ms, or null. */
+  waitMs?: number | null;
+  /** The evidence in sentences, with units. */
+  because?: string[];
   evidence: Record<string, number>;
 }
 
@@ -542,19 +548,34 @@ export function renderReport(input: ReportInput): string {
   const v = input.verdict;
   if (v && 'kind' in v) {
     const ev = Object.entries(v.evidence ?? {}).filter(([, x]) => typeof x === 'number');
+    const because = Array.isArray(v.because) ? v.because.filter((x) => typeof x === 'string') : [];
+    const firmness =
+      typeof v.confidence === 'string'
+        ? `<p class="confidence" data-confidence="${esc(v.confidence)}">Confidence: ${esc(v.confidence)}` +
+          (num(v.waitMs)
+            ? ` (about ${esc(formatDuration(v.waitMs))} more sampling would make it firmer)`
+            : '') +
+          '</p>'
+        : '';
     verdictHtml =
       `<section class="verdict k-${esc(v.kind)}" id="verdict" data-kind="${esc(v.kind)}">` +
       `<h2>Verdict</h2><h3><span class="badge">${esc(v.kind)}</span>${esc(v.title)}</h3>` +
+      firmness +
+      (because.length
+        ? `<ul class="because">${because.map((x) => `<li>${esc(x)}</li>`).join('')}</ul>`
+        : '') +
       `<pre class="advice">${esc(v.advice)}</pre>` +
       (ev.length
-        ? table(
+        ? '<details><summary>The figures behind it</summary>' +
+          table(
             ['evidence', 'value'],
             ev.map(([k, x]) => [
               `<td><code>${esc(k)}</code></td>`,
               tdNum(formatFigure(k, x), { key: k, value: x }),
             ]),
             'evidence',
-          )
+          ) +
+          '</details>'
         : '') +
       '</section>';
   } else {

@@ -50,7 +50,9 @@ describe('fragstat run', () => {
     const peak = Math.max(...samples.map((s) => s.allocatedBytes));
     expect(peak - samples[0].allocatedBytes).toBeGreaterThan(100 * 1024 * 1024);
     expect(samples[samples.length - 1].final).toBe(true);
-    expect(r.stderr).toMatch(/\[fragstat\] glibc rss [\d.]+ MiB allocated [\d.]+ MiB free [\d.]+ MiB/);
+    expect(r.stderr).toMatch(
+      /\[fragstat\] glibc rss [\d.]+ MiB v8 [\d.]+ MiB allocated [\d.]+ MiB free [\d.]+ MiB/,
+    );
   });
 
   for (const name of ['jemalloc', 'tcmalloc', 'mimalloc'] as const) {
@@ -415,9 +417,9 @@ describe('fragstat run --auto-trim, signals, and fragstat doctor', () => {
     ).toBe(3);
     const r = fragstat(['doctor', out]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(
-      /^verdict: (insufficient-evidence|stable|js-heap-growth|native-growth|fragmentation): /,
-    );
+    // A recording of a few seconds is too short for a verdict, and the doctor says how long to wait.
+    expect(r.stdout).toMatch(/^verdict: insufficient-evidence: .* of 90 s sampled/m);
+    expect(r.stdout).toMatch(/^  confidence: low; sample about 2 min more for a firmer one$/m);
     expect(r.stdout).toMatch(/^findings/m);
     expect(fragstat(['doctor']).status).toBe(2);
     expect(fragstat(['doctor', out, '--json']).status).toBe(2);

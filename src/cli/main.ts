@@ -28,7 +28,9 @@ import {
   reportCommand,
   reportUsage,
   runReport,
+  verdictOf,
 } from './report';
+import type { ReportVerdict } from '../report';
 import { profileCommand, ProfileUsageError, startProfile, type ProfileSession } from './profile';
 
 export const usage = `Usage:
@@ -63,6 +65,8 @@ export class UsageError extends Error {}
 export class CliError extends Error {}
 
 const MiB = 1024 * 1024;
+// How often the live output recomputes the verdict (it walks every sample so far).
+const VERDICT_EVERY_MS = 10_000;
 
 /** "500ms", "1s", "2m", "1500" (ms) to milliseconds. */
 export function parseDuration(text: string): number {
@@ -190,14 +194,33 @@ export function parseRun(args: string[]): RunOptions {
 
 const mib = (b: unknown) => (typeof b === 'number' ? `${(b / MiB).toFixed(1)} MiB` : 'n/a');
 
-/** One line describing a sample. */
+/**
+ * One line describing a sample: RSS, V8's heap, live malloc bytes, free memory (in RAM where the
+ * sample says), and the interval when sampling had to stretch it.
+ */
 export function summaryLine(s: Record<string, unknown>): string {
   const ratios = s.ratios as { fragmentation: number | null } | undefined;
   const frag = ratios?.fragmentation;
+  const resident = typeof s.residentFreeBytes === 'number';
+  const free = resident
+    ? `free in RAM ${mib(s.residentFreeBytes)}`
+    : `free ${mib(s.freeBytes)}` + (typeof frag === 'number' ? ` (${(frag * 100).toFixed(0)}% of heap)` : '');
+  const stretched =
+    s.intervalReason === 'overhead' && typeof s.intervalMs === 'number'
+      ? ` [every ${(s.intervalMs / 1000).toFixed(1)} s: reads took ${typeof s.durationMs === 'number' ? s.durationMs.toFixed(1) : '?'} ms, stretched to keep sampling within its overhead budget]`
+      : '';
   return (
-    `[fragstat] ${String(s.allocator)} rss ${mib(s.rssBytes)} allocated ${mib(s.allocatedBytes)} ` +
-    `free ${mib(s.freeBytes)}` +
-    (typeof frag === 'number' ? ` (${(frag * 100).toFixed(0)}% of heap)` : '')
+    `[fragstat] ${String(s.allocator)} rss ${mib(s.rssBytes)} v8 ${mib(s.v8HeapBytes)} ` +
+    `allocated ${mib(s.allocatedBytes)} ${free}${stretched}`
+  );
+}
+
+/** The verdict as one line for the terminal. */
+export function verdictLine(v: ReportVerdict, windowMs: number): string {
+  return (
+    `[fragstat] verdict after ${(windowMs / 60_000).toFixed(1)} min: ${v.kind}` +
+    (v.confidence ? ` (${v.confidence} confidence)` : '') +
+    `: ${v.title}`
   );
 }
 
@@ -274,6 +297,8 @@ async function run(o: RunOptions): Promise<number> {
 
   const tty = process.stderr.isTTY;
   let samples = 0;
+  let verdictAt = -Infinity;
+  let shownVerdict = '';
   // What the doctor reads at the end.
   const seen = new ReportCollector();
   const lines = createInterface({ input: child.stdio[3] as Readable });
@@ -296,7 +321,19 @@ async function run(o: RunOptions): Promise<number> {
     // The report's extra lines (env, breakdown, findings, trim) are not samples.
     if (typeof s.timestamp !== 'number') return;
     samples++;
-    if (!o.quiet) process.stderr.write(tty ? `\r\x1b[K${summaryLine(s)}` : `${summaryLine(s)}\n`);
+    if (o.quiet) return;
+    process.stderr.write(tty ? `\r\x1b[K${summaryLine(s)}` : `${summaryLine(s)}\n`);
+    // The verdict so far, every 10 s of samples, printed when its kind or confidence changes.
+    const now = s.timestamp;
+    if (now - verdictAt < VERDICT_EVERY_MS) return;
+    verdictAt = now;
+    const v = verdictOf(seen);
+    if (!('kind' in v)) return;
+    const key = `${v.kind}/${v.confidence ?? ''}`;
+    if (key === shownVerdict) return;
+    shownVerdict = key;
+    const window = seen.samples.length ? now - seen.samples[0].timestamp : 0;
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}${verdictLine(v, window)}\n`);
   });
 
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {

@@ -83,23 +83,67 @@ function loadFragstat(): Fragstat | null {
   }
 }
 
-/** The verdict over the samples, or why there is none. */
+/**
+ * The verdict over the samples and the breakdowns the report's lines carry (their resident free
+ * figure is the one a quiet moment is judged by), or why there is none.
+ */
 export function verdictOf(c: ReportCollector): ReportVerdict | { unavailable: string } {
   const fragstat = loadFragstat();
   const verdict = (fragstat as { verdict?: (points: unknown[]) => ReportVerdict } | null)?.verdict;
   if (typeof verdict !== 'function') return { unavailable: 'This version of fragstat has no verdict().' };
+  const points = [...c.samples, ...c.breakdowns].sort((a, b) => a.timestamp - b.timestamp);
   try {
-    return verdict(c.samples);
+    return verdict(points);
   } catch (err) {
     return { unavailable: `verdict() failed: ${(err as Error).message}` };
   }
 }
+
+// How old a resident free figure may be to stand for the last sample's.
+const RESIDENT_FREE_MAX_AGE_MS = 60_000;
+
+/**
+ * The last sample, with the resident free figure of the newest sample or breakdown that has one
+ * (a monitor reads it every 10 s under glibc, a breakdown always) when the last sample lacks it:
+ * without it the doctor would weigh glibc's free bytes, which still count what trims gave back.
+ */
+function withResidentFree(c: ReportCollector): Row {
+  const last = c.last!;
+  if (typeof last.residentFreeBytes === 'number' || typeof last.timestamp !== 'number') return last;
+  let free: number | null = null;
+  let at = -Infinity;
+  for (const s of c.samples) {
+    if (typeof s.residentFreeBytes === 'number' && s.timestamp > at) {
+      free = s.residentFreeBytes;
+      at = s.timestamp;
+    }
+  }
+  for (const b of c.breakdowns) {
+    if (num(b.parts?.mallocFreeResident) && b.timestamp > at) {
+      free = b.parts.mallocFreeResident;
+      at = b.timestamp;
+    }
+  }
+  const allocated = last.allocatedBytes;
+  if (free === null || last.timestamp - at > RESIDENT_FREE_MAX_AGE_MS || typeof allocated !== 'number')
+    return last;
+  const held = allocated + free;
+  const ratios = (last.ratios && typeof last.ratios === 'object' ? last.ratios : {}) as Row;
+  return {
+    ...last,
+    residentFreeBytes: free,
+    ratios: { ...ratios, residentFragmentation: held > 0 ? free / held : null },
+  };
+}
+
+const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
 /** The application's own findings, or the doctor's reading of the last sample. */
 function findingsOf(c: ReportCollector): { findings: ReportFinding[] | null; note: string | null } {
   if (c.findings) return { findings: c.findings, note: 'The doctor ran inside the application.' };
   if (!c.last) return { findings: null, note: null };
   const fragstat = loadFragstat();
+  const last = withResidentFree(c);
   if (!fragstat) return { findings: null, note: 'fragstat could not be loaded to run the doctor.' };
   const v8 =
     typeof c.last.v8HeapBytes === 'number'
@@ -110,7 +154,7 @@ function findingsOf(c: ReportCollector): { findings: ReportFinding[] | null; not
   try {
     // Outside the application, this process's V8 heap says nothing about it: without the
     // application's figure, the rule that needs it is left out.
-    let findings = fragstat.doctor(c.last as never, {
+    let findings = fragstat.doctor(last as never, {
       v8HeapBytes: v8 ?? 0,
       anonymousRssBytes: null,
     }) as ReportFinding[];
@@ -270,6 +314,14 @@ export function doctorText(c: ReportCollector): string {
   const v = verdictOf(c);
   if ('kind' in v) {
     lines.push(`verdict: ${v.kind}: ${v.title}`);
+    if (v.confidence) {
+      const wait =
+        typeof v.waitMs === 'number'
+          ? `; sample about ${Math.ceil(v.waitMs / 60_000)} min more for a firmer one`
+          : '';
+      lines.push(`  confidence: ${v.confidence}${wait}`);
+    }
+    for (const b of v.because ?? []) lines.push(`  - ${b}`);
     if (v.advice) lines.push(`  ${v.advice}`);
   } else lines.push(`verdict: unavailable (${v.unavailable})`);
   const f = findingsOf(c);
