@@ -98,6 +98,8 @@ export interface MonitorStats {
   trimIntervalMs: number | null;
   /** Automatic trims judged undone: the process touched as many pages again by the next sample (see AutoTrimOptions.maxRefaultRatio). */
   trimsUndone: number;
+  /** Automatic trims held back because the JS thread was busy (AutoTrimOptions.maxBusy). */
+  trimsHeldBusy: number;
   /** Automatic trims by what led to them: the interval, the process going quiet, a V8 major GC. */
   trimsBy: Record<TrimReason, number>;
   /** The arena cap this monitor set (AutoTrimOptions.arenaMax), or null when it set none. */
@@ -159,6 +161,10 @@ export class Monitor extends EventEmitter {
   // glibc's resident free figure needs an smaps read: at most this often (RESIDENT_EVERY_MS).
   private residentAt = 0;
   private residentEveryMs = RESIDENT_EVERY_MS;
+  // The JS thread's event-loop utilization at the previous sample the policy saw.
+  private lastElu: ReturnType<typeof performance.eventLoopUtilization> | null = null;
+  // When the policy last saw a sample.
+  private policyAt = -Infinity;
   private peaks = {
     rss: null as number | null,
     allocated: null as number | null,
@@ -217,6 +223,8 @@ export class Monitor extends EventEmitter {
     this.sampleMsTotal = 0;
     this.residentAt = this.startedAt; // the first after RESIDENT_EVERY_MS
     this.residentEveryMs = RESIDENT_EVERY_MS;
+    this.policyAt = -Infinity;
+    this.lastElu = null;
     this.shared = attachMonitor(this.detail, () => this.verdict());
     this.capArenas();
     this.watch();
@@ -326,6 +334,7 @@ export class Monitor extends EventEmitter {
       trimReleasedBytes: this.trimReleased,
       trimIntervalMs: this.policy ? this.policy.intervalMs : null,
       trimsUndone: this.policy ? this.policy.undone : 0,
+      trimsHeldBusy: this.policy ? this.policy.busySkips : 0,
       trimsBy: { ...this.trimsBy },
       arenaCap: this.arenaCap,
       trimPaused: this.pauses > 0,
@@ -520,12 +529,22 @@ export class Monitor extends EventEmitter {
   private async maybeTrim(sample: Sample, reason: TrimReason): Promise<void> {
     const p = this.policy;
     if (!p || !this.running || this.pauses > 0 || !allocator().canTrim) return;
+    // The early samples are for the verdict: the policy sees interval samples at the interval
+    // asked for, as it was tuned to.
+    const at = performance.now();
+    if (reason === 'interval' && this.intervalReason === 'early' && at - this.policyAt < this.intervalMs)
+      return;
+    this.policyAt = at;
     // The policy was tuned on what a sample carried before the periodic resident free reading:
     // it keeps seeing glibc's resident free figure only with detail, so that consecutive samples
     // it compares always measure free memory the same way.
     const periodic = !this.detail && allocator().name === 'glibc';
+    const elu = performance.eventLoopUtilization();
+    const busyShare = this.lastElu ? performance.eventLoopUtilization(elu, this.lastElu).utilization : null;
+    this.lastElu = elu;
     const s: PolicySample = {
       ...sample,
+      busyShare,
       ...(periodic
         ? { residentFreeBytes: null, ratios: { ...sample.ratios, residentFragmentation: null } }
         : {}),

@@ -49,6 +49,13 @@ export interface AutoTrimOptions {
    * quietCpu. The other gates still hold. Default true.
    */
   whenQuiet?: boolean;
+  /**
+   * Trims other than quiet ones wait while the JS thread was busy for more than this share of the
+   * time since the previous sample (its event-loop utilization): a trim holds the allocator's
+   * locks, and the JS thread's own mallocs would wait for them in the middle of its work. Near a
+   * cgroup limit (see cgroup) they do not wait. 1 turns the gate off. Default 0.5.
+   */
+  maxBusy?: number;
   /** CPU time (all threads) below this share of one core counts as quiet. Default 0.05. */
   quietCpu?: number;
   /** How long the process must stay quiet before that trim, ms (doubled per quiet trim undone). Default 2000. */
@@ -85,6 +92,8 @@ export type PolicySample = Pick<
   'rssBytes' | 'allocatedBytes' | 'freeBytes' | 'residentFreeBytes' | 'ratios'
 > & {
   v8HeapBytes: number;
+  /** The JS thread's event-loop utilization since the previous sample, 0 to 1; absent where unknown. */
+  busyShare?: number | null;
   /** The cgroup's limit (memory.high, else memory.max) and what is left of it, bytes; absent without one. */
   limit?: { bytes: number; headroomBytes: number } | null;
 };
@@ -131,6 +140,7 @@ export function readTrimOptions(value: unknown): TrimPolicyOptions | null {
     'maxBackoff',
     'maxRefaultRatio',
     'whenQuiet',
+    'maxBusy',
     'quietCpu',
     'quietMs',
     'afterGc',
@@ -149,6 +159,7 @@ export function readTrimOptions(value: unknown): TrimPolicyOptions | null {
     maxBackoff: checkNumber('options.autoTrim.maxBackoff', t.maxBackoff, 32, 1, 1 << 20),
     maxRefaultRatio: checkNumber('options.autoTrim.maxRefaultRatio', t.maxRefaultRatio, 0.5, 0, Infinity),
     whenQuiet: checkBoolean('options.autoTrim.whenQuiet', t.whenQuiet, true),
+    maxBusy: checkNumber('options.autoTrim.maxBusy', t.maxBusy, 0.5, 0, 1),
     quietCpu: checkNumber('options.autoTrim.quietCpu', t.quietCpu, 0.05, 0, 64),
     quietMs: checkNumber('options.autoTrim.quietMs', t.quietMs, 2000, 0, 2 ** 31 - 1),
     afterGc: checkBoolean('options.autoTrim.afterGc', t.afterGc, true),
@@ -208,6 +219,8 @@ export class TrimPolicy {
   private quietSince: number | null = null;
   /** Trims judged undone by the page faults that followed them. */
   undone = 0;
+  /** Trims held back because the JS thread was busy (maxBusy). */
+  busySkips = 0;
 
   constructor(readonly options: TrimPolicyOptions) {}
 
@@ -262,6 +275,11 @@ export class TrimPolicy {
     const interval =
       scale === 1 ? this.intervalMs : Math.min(this.intervalMs, Math.max(1000, this.intervalMs * scale));
     if (reason !== 'quiet' && now - this.lastTrimAt < interval) return false;
+    // Not in the middle of the JS thread's work, unless the cgroup limit is near.
+    if (reason !== 'quiet' && scale === 1 && p.maxBusy < 1 && (s.busyShare ?? 0) > p.maxBusy) {
+      this.busySkips++;
+      return false;
+    }
     const u = unexplained(s);
     if (u === null) return false;
     const growth = p.minGrowthBytes === null ? floor / 2 : p.minGrowthBytes * scale;

@@ -192,6 +192,26 @@ describe('auto-trim after V8 shrinks (child process)', () => {
   });
 });
 
+describe('auto-trim waits while the JS thread is busy (child process)', () => {
+  it('holds trims during 3 s of JS work with 128 MiB freed in it, and trims once the work ends', () => {
+    const r = runFixture<{
+      trims: { phase: string; releasedBytes: number }[];
+      busySamples: number;
+      heldBusy: number;
+    }>('busy.cjs');
+    expect(
+      r.trims.filter((t) => t.phase === 'busy'),
+      JSON.stringify(r),
+    ).toEqual([]);
+    // The samples went on during the work, and the policy said why it did not trim.
+    expect(r.busySamples).toBeGreaterThanOrEqual(3);
+    expect(r.heldBusy).toBeGreaterThanOrEqual(1);
+    const idle = r.trims.filter((t) => t.phase === 'idle');
+    expect(idle.length, JSON.stringify(r)).toBeGreaterThanOrEqual(1);
+    expect(idle[0].releasedBytes).toBeGreaterThan(64 * MiB);
+  });
+});
+
 describe('auto-trim backs off when a trim is undone (child process)', () => {
   it('counts a trim whose pages the process touched again by the next sample, and doubles the interval', () => {
     const r = runNode([
