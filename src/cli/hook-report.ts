@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { getHeapStatistics } from 'node:v8';
 import type { Monitor } from '../monitor';
+import { hookSignals } from './hook-signals';
 
 type Fragstat = typeof import('../index');
 type Write = (obj: unknown) => void;
@@ -45,7 +46,7 @@ export function environment(fragstat: Fragstat): Record<string, string> {
   return env;
 }
 
-/** Starts the report's extra lines; call before registering the hook's own exit handler. */
+/** Starts the report's extra lines; call before the hook registers its final sample. */
 export function reportExtras(fragstat: Fragstat, m: Monitor, write: Write): void {
   const pid = process.pid;
   write({
@@ -94,7 +95,8 @@ export function reportExtras(fragstat: Fragstat, m: Monitor, write: Write): void
       },
     );
   });
-  process.on('exit', () => {
+  // Before the hook's final sample: at 'exit', or before a signal ends the process.
+  hookSignals().atEnd(() => {
     newTrims();
     try {
       findings(fragstat.snapshot());

@@ -1,8 +1,10 @@
 // Loaded with --require into the process `fragstat run` starts: samples with a monitor and writes
 // each sample as one JSON line to the pipe the CLI opened (FRAGSTAT_RUN_FD). Never changes what
-// the application does: the monitor's timer is unref'd, and any failure here only stops sampling.
+// the application does while the CLI runs: the monitor's timer is unref'd, and any failure here
+// only stops sampling. When the CLI is gone, the application ends as SIGTERM would end it.
 import { closeSync, writeSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
+import { ancestryTo, hookSignals } from './hook-signals';
 
 const fdText = process.env.FRAGSTAT_RUN_FD;
 // npm, npx, yarn and pnpm are node programs too, but they start the application as a child that
@@ -34,13 +36,18 @@ if (isMainThread && fdText && launcher) {
   const detail = process.env.FRAGSTAT_RUN_DETAIL === '1';
   const autoTrim = process.env.FRAGSTAT_RUN_AUTOTRIM === '1';
   const report = process.env.FRAGSTAT_RUN_REPORT === '1';
+  const cliPid = Number(process.env.FRAGSTAT_RUN_CLI_PID);
+  delete process.env.FRAGSTAT_RUN_CLI_PID;
   let open = true;
   const write = (obj: unknown) => {
     if (!open) return;
     try {
       writeSync(fd, `${JSON.stringify(obj)}\n`);
-    } catch {
-      open = false; // the CLI went away: stop sampling, keep the application running
+    } catch (err) {
+      open = false; // stop sampling
+      // Nobody reads the pipe any more: the CLI is gone. (Its death is also seen through the
+      // process tree within a second; this covers a command that started node through a shell.)
+      if ((err as NodeJS.ErrnoException).code === 'EPIPE') hookSignals().cliGone();
     }
   };
   try {
@@ -55,10 +62,10 @@ if (isMainThread && fdText && launcher) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       (require('./hook-report') as typeof import('./hook-report')).reportExtras(fragstat, m, write);
     }
-    let ended = false;
-    const final = () => {
-      if (ended) return;
-      ended = true;
+    // The final sample, once: at 'exit', or before a signal the application does not handle
+    // ends the process (hook-signals.ts, shared with the profile hook).
+    const signals = hookSignals();
+    signals.atEnd(() => {
       m.stop();
       try {
         write({ pid: process.pid, final: true, ...fragstat.snapshot() });
@@ -66,19 +73,14 @@ if (isMainThread && fdText && launcher) {
       } catch {
         // nothing to do at exit
       }
-    };
-    process.on('exit', final);
-    // SIGTERM and SIGINT end a process without 'exit': take the final sample, then, where the
-    // application has no handler of its own, let the signal do what it would have done.
-    // (An application that handles the signal itself ends through 'exit' when it is done.)
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (process.listenerCount(signal) > 1) return;
-      final();
-      process.off(signal, onSignal);
-      process.kill(process.pid, signal);
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    });
+    // Tells the CLI that the signal reached the application, so that it does not pass on a
+    // SIGINT that the terminal already sent to both (main.ts).
+    signals.onSignal((signal) => write({ pid: process.pid, signal }));
+    // The CLI is gone (killed, even by SIGKILL, or crashed): end as SIGTERM would, rather than
+    // run on unwatched with nobody to pass signals on.
+    const chain = cliPid > 0 ? ancestryTo(cliPid) : null;
+    if (chain) signals.endWhenGone(chain);
   } catch (err) {
     write({ pid: process.pid, error: (err as Error).message });
   }

@@ -1,6 +1,6 @@
 // The fragstat command line: `fragstat run` starts an application under a chosen allocator with
 // fragstat sampling inside it; `fragstat plot` draws the samples.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
   constants as fs,
@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { findLibrary, libraries, type Preloadable } from '../libraries';
+import { commandOf, parentOf, watchAncestry } from './hook-signals';
 import { renderSvg, type Marker, type Series } from './plot';
 import {
   doctorCommand,
@@ -232,6 +233,115 @@ export function withBackgroundThread(conf: string | undefined): string {
     : [...pairs, 'background_thread:true'].join(',');
 }
 
+/** How long a SIGINT sent to fragstat alone waits for the application to have it too. */
+export const SIGINT_GRACE_MS = 2000;
+
+/**
+ * The ancestors that stand for whoever started fragstat: its parent, and above a `sh -c` that
+ * only runs fragstat (as npm exec and npm run start a bin), that shell's parent too, since such a
+ * shell outlives the launcher while it waits for fragstat.
+ */
+export function launcherChain(): number[] {
+  const chain = [process.ppid];
+  const shells = /^(sh|dash|bash|zsh|ksh|mksh|ash|busybox)$/;
+  for (let pid = process.ppid; chain.length < 4 && pid > 1;) {
+    const argv = commandOf(pid);
+    if (!argv || !shells.test(path.basename(argv[0] ?? '')) || argv[1] !== '-c') break;
+    const parent = parentOf(pid);
+    if (parent === null || parent < 1) break;
+    chain.push(parent);
+    pid = parent;
+  }
+  return chain;
+}
+
+/**
+ * Passes the signals that end a process on to the application, and ends it when whoever started
+ * fragstat is gone. SIGTERM and SIGHUP, sent to fragstat alone, are passed on as they come.
+ *
+ * SIGINT is the hard one: Ctrl-C in a terminal sends it to the whole foreground process group,
+ * the application included, so passing it on would deliver it twice (and a second SIGINT means
+ * "stop now" to many servers); but `kill -INT <fragstat pid>` reaches fragstat alone, and the
+ * application must end then too. fragstat cannot tell the two apart from the signal itself, so
+ * the application's hook reports each SIGINT it receives over the pipe, and fragstat passes its
+ * own on only when the application has not reported one within SIGINT_GRACE_MS (nor ended). A
+ * process group of its own for the application would settle it without waiting, but it would
+ * also take the terminal from an interactive application (reading stdin from a background group
+ * stops it) and keep a signal sent to fragstat's group from reaching it: not worth the cost. The
+ * price here is a SIGINT delivered twice when the application's event loop is blocked for longer
+ * than the grace at Ctrl-C, or when the command is not node (no hook) and takes longer than that
+ * to end.
+ */
+function passSignals(
+  child: ChildProcess,
+  o: { quiet: boolean; profile: boolean },
+): { appReceived(signal: string): void; stop(): void } {
+  const debug = process.env.FRAGSTAT_DEBUG === '1';
+  const say = (msg: string) => process.stderr.write(`[fragstat] ${msg}\n`);
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const pass = (signal: NodeJS.Signals) => {
+    if (running()) child.kill(signal);
+  };
+  // SIGINTs the application reported that no SIGINT of fragstat's has been matched with (times),
+  // and fragstat's own still waiting for one (their timers).
+  let reported: number[] = [];
+  const waiting: NodeJS.Timeout[] = [];
+  const onInt = () => {
+    const now = Date.now();
+    reported = reported.filter((t) => now - t <= SIGINT_GRACE_MS);
+    if (reported.length) {
+      reported.shift();
+      if (debug) say('SIGINT: the application has it already, not passed on');
+      return;
+    }
+    const timer = setTimeout(() => {
+      waiting.splice(waiting.indexOf(timer), 1);
+      if (!running()) return;
+      if (!o.quiet || debug) say('SIGINT was sent to fragstat alone: passing it on to the application');
+      pass('SIGINT');
+    }, SIGINT_GRACE_MS);
+    waiting.push(timer);
+  };
+  const onTerm = () => pass('SIGTERM');
+  const onHup = () => pass('SIGHUP');
+  const onUsr2 = () => pass('SIGUSR2');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGHUP', onHup);
+  if (o.profile) process.on('SIGUSR2', onUsr2);
+  // Whoever started fragstat may go away without passing anything on (npm exec on SIGTERM, a
+  // closed terminal's shell killed by SIGKILL): then fragstat ends the application as SIGTERM
+  // would, so that neither is left running unwatched.
+  const chain = launcherChain();
+  const stopWatch = watchAncestry(chain, 1000, () => {
+    say(`the process that started fragstat (pid ${chain[chain.length - 1]}) is gone: ending the application`);
+    pass('SIGTERM');
+  });
+  // A write to a terminal or pipe that closed with the launcher must not end fragstat before the
+  // application and its final writes.
+  const ignore = () => {};
+  process.stderr.on('error', ignore);
+  process.stdout.on('error', ignore);
+  return {
+    appReceived(signal) {
+      if (signal !== 'SIGINT') return;
+      const timer = waiting.shift();
+      if (timer) {
+        clearTimeout(timer);
+        if (debug) say('SIGINT: the application has it already, not passed on');
+      } else reported.push(Date.now());
+    },
+    stop() {
+      for (const t of waiting.splice(0)) clearTimeout(t);
+      stopWatch();
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      process.off('SIGHUP', onHup);
+      process.off('SIGUSR2', onUsr2);
+    },
+  };
+}
+
 async function run(o: RunOptions): Promise<number> {
   const env: Record<string, string | undefined> = { ...process.env };
   if (o.allocator !== 'glibc') {
@@ -278,21 +388,13 @@ async function run(o: RunOptions): Promise<number> {
       out = null;
     });
   }
+  // The application's hook watches this process and ends the application when it is gone.
+  env.FRAGSTAT_RUN_CLI_PID = String(process.pid);
   const child = spawn(o.command[0], o.command.slice(1), {
     env,
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
   });
-  // Ctrl-C reaches the application straight from the terminal (same process group): forwarding
-  // it too would deliver it twice. SIGINT is only held off here so the CLI outlives the app and
-  // reports its exit; SIGTERM and SIGHUP, sent to the CLI alone, are passed on.
-  const onInt = () => {};
-  const onTerm = () => child.kill('SIGTERM');
-  const onHup = () => child.kill('SIGHUP');
-  const onUsr2 = () => child.kill('SIGUSR2');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  process.on('SIGHUP', onHup);
-  if (profile) process.on('SIGUSR2', onUsr2);
+  const signals = passSignals(child, { quiet: o.quiet, profile: profile !== null });
   if (profile && child.pid) profile.attach(child.pid);
 
   const tty = process.stderr.isTTY;
@@ -304,15 +406,21 @@ async function run(o: RunOptions): Promise<number> {
   const lines = createInterface({ input: child.stdio[3] as Readable });
   lines.on('line', (line) => {
     if (!line.trim()) return;
-    out?.write(`${line}\n`);
-    report?.line(line);
-    if (!o.quiet) seen.line(line);
-    let s: Record<string, unknown>;
+    let s: Record<string, unknown> | null = null;
     try {
       s = JSON.parse(line) as Record<string, unknown>;
     } catch {
-      return; // a torn line at exit: keep it in the file, skip the summary
+      // a torn line at exit: keep it in the file, skip the summary
     }
+    // The hook saying that a signal reached the application: for passSignals, not a record.
+    if (s && typeof s.signal === 'string' && s.timestamp === undefined) {
+      signals.appReceived(s.signal);
+      return;
+    }
+    out?.write(`${line}\n`);
+    report?.line(line);
+    if (!o.quiet) seen.line(line);
+    if (!s) return;
     // A failure is said even under --quiet: it means there will be no samples.
     if (s.error) {
       process.stderr.write(`[fragstat] sampling failed in the application: ${String(s.error)}\n`);
@@ -343,10 +451,7 @@ async function run(o: RunOptions): Promise<number> {
     });
     child.on('close', (c, s) => resolve([c, s]));
   });
-  process.off('SIGINT', onInt);
-  process.off('SIGTERM', onTerm);
-  process.off('SIGHUP', onHup);
-  process.off('SIGUSR2', onUsr2);
+  signals.stop();
   await profile?.finish();
   if (tty && !o.quiet && samples) process.stderr.write('\n');
   const stream = out as WriteStream | null;

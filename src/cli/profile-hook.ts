@@ -4,9 +4,10 @@
 // is also written on 'exit' (process.exit() or the end of the event loop), where the application's
 // Buffers are still alive, and before a SIGINT, SIGTERM or SIGHUP that the application does not
 // handle ends the process. Never changes what the application does otherwise.
-import { renameSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
+import { hookSignals } from './hook-signals';
 
 const out = process.env.FRAGSTAT_PROFILE_DUMP;
 if (isMainThread && out) {
@@ -46,18 +47,20 @@ if (isMainThread && out) {
         say(`heap profiling started in process ${process.pid}; SIGUSR2 again writes a profile`);
       }
     });
-    process.on('exit', () => {
-      if (sampling) dump();
-    });
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      const onSignal = () => {
-        if (process.listenerCount(signal) > 1) return; // the application handles it
+    // The last dump, once: at 'exit' (the application's Buffers are still alive), or before a
+    // SIGINT, SIGTERM or SIGHUP that the application does not handle ends the process. The
+    // listeners are hook-signals.ts's, shared with hook.ts: each hook adding its own made each
+    // take the other's for the application's, and neither let the signal end the process.
+    const signals = hookSignals();
+    signals.atEnd(() => {
+      if (!signals.orphaned) {
         if (sampling) dump();
-        process.removeListener(signal, onSignal);
-        process.kill(process.pid, signal); // the default action: end the process by this signal
-      };
-      process.on(signal, onSignal);
-    }
+        return;
+      }
+      // Nobody will convert the dump: remove the CLI's temporary directory instead.
+      const dir = path.dirname(out);
+      if (path.basename(dir).startsWith('fragstat-run-')) rmSync(dir, { recursive: true, force: true });
+    });
   } catch (err) {
     say(`heap profiling unavailable: ${(err as Error).message}`);
   }
