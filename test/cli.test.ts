@@ -50,6 +50,8 @@ describe('fragstat run', () => {
     const peak = Math.max(...samples.map((s) => s.allocatedBytes));
     expect(peak - samples[0].allocatedBytes).toBeGreaterThan(100 * 1024 * 1024);
     expect(samples[samples.length - 1].final).toBe(true);
+    // The final sample carries V8's heap like every other: a verdict would otherwise leave it out.
+    expect(samples[samples.length - 1].v8HeapBytes).toBeGreaterThan(0);
     expect(r.stderr).toMatch(
       /\[fragstat\] glibc rss [\d.]+ MiB v8 [\d.]+ MiB allocated [\d.]+ MiB free [\d.]+ MiB/,
     );

@@ -3,6 +3,7 @@
 // the application does while the CLI runs: the monitor's timer is unref'd, and any failure here
 // only stops sampling. When the CLI is gone, the application ends as SIGTERM would end it.
 import { closeSync, writeSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 import { ancestryTo, hookSignals } from './hook-signals';
 
@@ -68,7 +69,13 @@ if (isMainThread && fdText && launcher) {
     signals.atEnd(() => {
       m.stop();
       try {
-        write({ pid: process.pid, final: true, ...fragstat.snapshot() });
+        // With V8's heap, as every monitor sample has it: the verdict weighs it at the end too.
+        write({
+          pid: process.pid,
+          final: true,
+          ...fragstat.snapshot(),
+          v8HeapBytes: getHeapStatistics().total_physical_size,
+        });
         closeSync(fd);
       } catch {
         // nothing to do at exit
