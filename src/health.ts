@@ -54,8 +54,8 @@ export interface HealthReport extends HealthFigures {
    * `ageMs` says how old. Null when `breakdown: false` or /proc/self/smaps cannot be read.
    */
   breakdown: { ageMs: number; rssBytes: number; parts: BreakdownParts } | null;
-  /** A running monitor's verdict on its history (kind and title), or null when no monitor runs. */
-  verdict: Pick<Verdict, 'kind' | 'title'> | null;
+  /** A running monitor's verdict on its history (kind, title, confidence), or null when no monitor runs. */
+  verdict: Pick<Verdict, 'kind' | 'title' | 'confidence'> | null;
 }
 
 export interface HealthOptions {
@@ -142,7 +142,7 @@ function build(r: SharedReading, log: ReturnType<typeof trimLog>): HealthReport 
 // Computed once per reading (a monitor's verdict walks its whole history), not once per request.
 function verdictSummary(): HealthReport['verdict'] {
   const v = monitorVerdict();
-  return v && { kind: v.kind, title: v.title };
+  return v && { kind: v.kind, title: v.title, confidence: v.confidence };
 }
 
 export interface HealthHandlerOptions extends HealthOptions {

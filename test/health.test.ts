@@ -62,7 +62,11 @@ describe('health() breakdown and verdict', () => {
     try {
       await new Promise((resolve) => m.once('sample', resolve));
       const withMonitor = await fragstat.health();
-      expect(withMonitor.verdict).toEqual({ kind: 'insufficient-evidence', title: m.verdict().title });
+      expect(withMonitor.verdict).toEqual({
+        kind: 'insufficient-evidence',
+        title: m.verdict().title,
+        confidence: 'low',
+      });
       // The breakdown is not read again within the minute: the same one, older.
       expect(withMonitor.breakdown!.rssBytes).toBe(r.breakdown!.rssBytes);
       expect(withMonitor.breakdown!.ageMs).toBeGreaterThanOrEqual(r.breakdown!.ageMs);
