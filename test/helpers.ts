@@ -92,7 +92,13 @@ export function runNode(
 /** Runs a fixture script and parses the JSON it prints. */
 export function runFixture<T>(
   fixture: string,
-  options: { preload?: Preload; env?: Record<string, string>; nodeArgs?: string[]; args?: string[] } = {},
+  options: {
+    preload?: Preload;
+    env?: Record<string, string>;
+    nodeArgs?: string[];
+    args?: string[];
+    timeoutMs?: number;
+  } = {},
 ): T {
   const r = runNode(
     [
