@@ -1,7 +1,7 @@
 // burst-idle: an express service doing heavy image and compression work in bursts, keeping
-// nothing. GET /work/<seed> renders a ~2400x1600 noise image with sharp and resizes it to 800 px
-// WebP while, in parallel, gzipping a 2-6 MiB buffer of random words with zlib.gzip (the callback
-// API: the deflate runs on libuv's pool). UV_THREADPOOL_SIZE=16 and libvips' own threads spread
+// nothing. GET /work/<seed> decodes one of three large JPEGs (2000-2800 px wide, made at start)
+// with sharp and resizes it to 800 px WebP while, in parallel, gzipping a 1-4 MiB buffer of random
+// words with zlib.gzip (the callback API: the deflate runs on libuv's pool). UV_THREADPOOL_SIZE=16 and libvips' own threads spread
 // the allocations over many glibc arenas. Three bursts of load, each followed by idle, then a
 // long idle; sharp's cache is off, so nothing is retained between requests.
 // Expected verdict under glibc: fragmentation (idle RSS stays well above where it started while
@@ -52,6 +52,7 @@ function main() {
   const crypto = require('node:crypto');
 
   sharp.cache(false); // nothing retained between requests
+  const sources = []; // the originals: three large JPEGs of noise (2000-2800 px wide), made at start
 
   // 64 KiB of random words; request bodies are slices of it copied at random offsets.
   const words = [];
@@ -81,27 +82,27 @@ function main() {
     try {
       const seed = Number(req.params.seed) || 0;
       const [image, packed] = await Promise.all([
-        sharp({
-          create: {
-            width: 2000 + (seed % 5) * 200,
-            height: 1400 + (seed % 3) * 200,
-            channels: 3,
-            noise: { type: 'gaussian', mean: 128, sigma: 40 },
-          },
-        })
+        sharp(sources[seed % sources.length])
           .resize({ width: 800 })
           .webp({ quality: 75 })
           .toBuffer(),
-        gzip(randomText((2 + (seed % 5)) * 1024 * 1024)),
+        gzip(randomText((1 + (seed % 4)) * 1024 * 1024)),
       ]);
       res.json({ image: image.length, gzip: packed.length });
     } catch (err) {
       next(err);
     }
   });
-  const server = app.listen(0, '127.0.0.1', () => {
-    console.log(`listening on http://127.0.0.1:${server.address().port}`);
-  });
+  (async () => {
+    for (let i = 0; i < 3; i++) {
+      const noise = { type: 'gaussian', mean: 128, sigma: 40 };
+      const create = { width: 2000 + i * 400, height: 1500 + i * 200, channels: 3, noise };
+      sources.push(await sharp({ create }).jpeg({ quality: 90 }).toBuffer());
+    }
+    const server = app.listen(0, '127.0.0.1', () => {
+      console.log(`listening on http://127.0.0.1:${server.address().port}`);
+    });
+  })();
 }
 
 if (require.main === module) main();

@@ -18,6 +18,13 @@
 //                              over 400 KB. The header says whether it was done.
 //   --scale <f>                multiply every phase's length (a short trial run: 0.2)
 //   --out-dir <dir>            where the recordings go (default test/fixtures/scenarios)
+//   --no-detail                run without --detail, into <name>-nodetail.ndjson: glibc's samples then
+//                              lack residentFreeBytes, but are read in a few ms, not hundreds (the
+//                              reading of /proc/self/smaps counts its wait as its cost; README.md)
+//   --reheader                 record nothing: rebuild the header line of the named recordings
+//                              (notes, checks) from their samples, phases and events
+//   --table                    record nothing: print the summary table of the recordings in
+//                              --out-dir (the one in README.md)
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -52,25 +59,40 @@ const kept = [
 const STRIP_OVER = 400 * 1024;
 
 function parseArgs(argv) {
-  const o = { scenarios: [], strip: 'auto', scale: 1, outDir: path.join(root, 'test/fixtures/scenarios') };
+  const o = {
+    scenarios: [],
+    detail: true,
+    strip: 'auto',
+    scale: 1,
+    outDir: path.join(root, 'test/fixtures/scenarios'),
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--strip') o.strip = argv[++i];
     else if (a === '--scale') o.scale = Number(argv[++i]);
     else if (a === '--out-dir') o.outDir = path.resolve(argv[++i]);
+    else if (a === '--table') o.table = true;
+    else if (a === '--reheader') o.reheader = true;
+    else if (a === '--no-detail') o.detail = false;
     else if (a === 'all') o.scenarios.push(...names);
     else if (names.includes(a)) o.scenarios.push(a);
     else throw new Error(`unknown argument ${a}; scenarios: all, ${names.join(', ')}`);
   }
   if (!['auto', 'always', 'never'].includes(o.strip)) throw new Error('--strip takes auto, always or never');
   if (!(o.scale > 0)) throw new Error('--scale takes a positive number');
-  if (o.scenarios.length === 0) o.scenarios.push(...names);
+  if (o.scenarios.length === 0 && !o.table) o.scenarios.push(...names);
   return o;
 }
 
 /** Starts the service under the CLI; resolves once it says it listens. */
-function start(scenario, tmpOut, events) {
-  const args = [path.join(root, 'bin/fragstat.js'), 'run', '--detail', '--interval', '1s'];
+function start(scenario, tmpOut, events, detail) {
+  const args = [
+    path.join(root, 'bin/fragstat.js'),
+    'run',
+    ...(detail ? ['--detail'] : []),
+    '--interval',
+    '1s',
+  ];
   if (scenario.allocator !== 'glibc') args.push('--allocator', scenario.allocator);
   args.push('--out', tmpOut, '--', process.execPath, path.join(here, scenario.file));
   const cli = spawn(process.execPath, args, {
@@ -135,19 +157,24 @@ function strip(obj) {
   return out;
 }
 
-async function record(name, o) {
-  const mod = require(path.join(here, `${name.replace(/-jemalloc$/, '')}.cjs`));
-  const base = mod.scenario;
-  const scenario = { file: `${name.replace(/-jemalloc$/, '')}.cjs`, allocator: 'glibc', env: {}, ...base };
+function loadScenario(name) {
+  const file = `${name.replace(/-jemalloc$/, '')}.cjs`;
+  const base = require(path.join(here, file)).scenario;
+  const scenario = { file, allocator: 'glibc', env: {}, ...base };
   if (name.endsWith('-jemalloc')) Object.assign(scenario, base.jemalloc);
+  delete scenario.jemalloc;
+  return { scenario };
+}
+
+async function record(name, o) {
+  const { scenario } = loadScenario(name);
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'fragstat-scenario-'));
   const tmpOut = path.join(tmpDir, 'samples.ndjson');
   const events = [];
   const began = Date.now();
   console.error(`# ${name}: expected ${scenario.expected}, ${scenario.allocator}`);
-  const { cli, exited, ready, stderr } = start(scenario, tmpOut, events);
+  const { cli, exited, ready, stderr } = start(scenario, tmpOut, events, o.detail);
   const url = await ready;
-  const loadStartedAt = Date.now();
   const phases = [];
   for (const p of scenario.phases) {
     const seconds = Math.max(1, Math.round(p.seconds * o.scale));
@@ -175,14 +202,15 @@ async function record(name, o) {
     scenario: name,
     expected: scenario.expected,
     allocator: scenario.allocator,
-    loadStartedAt,
+    loadStartedAt: null,
     phases,
     node: process.version,
     glibc: glibcVersion(),
     notes: scenario.notes,
     service: `bench/scenarios/${scenario.file}`,
+    detail: o.detail,
     command:
-      `fragstat run --detail --interval 1s${scenario.allocator !== 'glibc' ? ` --allocator ${scenario.allocator}` : ''}` +
+      `fragstat run${o.detail ? ' --detail' : ''} --interval 1s${scenario.allocator !== 'glibc' ? ` --allocator ${scenario.allocator}` : ''}` +
       ` -- node bench/scenarios/${scenario.file}`,
     env: scenario.env,
     events,
@@ -190,21 +218,51 @@ async function record(name, o) {
     stripped: stripped ? { fields: kept, wholeBytes: whole } : false,
     cliExit: code ?? signal,
   };
-  const body = (stripped ? lines.map(strip) : lines).map((l) => JSON.stringify(l));
-  mkdirSync(o.outDir, { recursive: true });
-  const file = path.join(o.outDir, `${name}.ndjson`);
-  const s = summarize(lines);
-  const results = shapes[name](lines.filter(isSample), phases, events);
-  header.notes = [scenario.notes, ...results.filter((c) => c.note).map((c) => c.note)].join(' ');
-  writeFileSync(file, `${[JSON.stringify(header), ...body].join('\n')}\n`);
+  const body = stripped ? lines.map(strip) : lines;
+  const file = path.join(o.outDir, `${name}${o.detail ? '' : '-nodetail'}.ndjson`);
+  const { ok, s } = write(file, name, scenario, header, body);
   const doctor = stderr.slice(stderr.findIndex((l) => l.startsWith('[fragstat] at the end')));
   console.error(`${doctor.join('\n')}`);
   printSummary(name, file, s, (Date.now() - began) / 1000);
+  return { name, ok, s };
+}
+
+/** Completes the header (load start, notes from the checks) and writes the recording. */
+function write(file, name, scenario, header, body) {
+  header.loadStartedAt = header.phases.find((p) => 'requests' in p)?.start ?? header.phases[0]?.start ?? null;
+  const s = summarize(body);
+  const results = shapes[name](body.filter(isSample), header.phases, header.events);
+  const notes = [scenario.notes, ...results.filter((c) => c.note).map((c) => c.note)];
+  if (s.maxGapMs > 2000) {
+    notes.push(
+      `${s.samples} samples: the monitor stretched its 1 s interval up to ${(s.maxIntervalMs / 1000).toFixed(1)} s ` +
+        `(its 0.2% overhead budget over the slowest recent reading, up to ${s.maxDurationMs.toFixed(0)} ms); ` +
+        `the longest gap between samples is ${(s.maxGapMs / 1000).toFixed(1)} s.`,
+    );
+  }
+  header.notes = notes.join(' ');
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${[header, ...body].map((l) => JSON.stringify(l)).join('\n')}\n`);
   let ok = true;
   for (const c of results) {
     console.error(`  ${c.pass ? 'ok  ' : 'FAIL'} ${c.what}`);
     ok &&= c.pass;
   }
+  return { ok, s };
+}
+
+/** Rewrites the header of a recording already made (after a change to the notes or checks). */
+function reheader(name, o, suffix) {
+  const file = path.join(o.outDir, `${name}${suffix}.ndjson`);
+  const lines = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+  const [old, ...body] = lines;
+  const { scenario } = loadScenario(name);
+  console.error(`# ${name}${suffix}: header rewritten`);
+  const { ok, s } = write(file, name, scenario, { ...old, notes: scenario.notes }, body);
+  printSummary(name, file, s, 0);
   return { name, ok, s };
 }
 
@@ -216,8 +274,8 @@ const median = (xs) => {
   return v.length ? v[Math.floor(v.length / 2)] : NaN;
 };
 /** A figure's median over the first or last `n` samples of a window (one sample is noisy). */
-const head = (xs, key, n = 3) => median(xs.slice(0, n).map((x) => x[key]));
-const tail = (xs, key, n = 3) => median(xs.slice(-n).map((x) => x[key]));
+const head = (xs, key, n = xs.length >= 15 ? 3 : 1) => median(xs.slice(0, n).map((x) => x[key]));
+const tail = (xs, key, n = xs.length >= 15 ? 3 : 1) => median(xs.slice(-n).map((x) => x[key]));
 const growth = (xs, key) => tail(xs, key) - head(xs, key);
 const check = (what, pass, note) => ({ what, pass, note });
 
@@ -341,7 +399,7 @@ const shapes = {
   },
 };
 
-/** Start, peak and end of each figure; sample count and the longest gap between samples. */
+/** Start, peak and end of each figure (the final reading included); sample count and the longest gap. */
 export function summarize(lines) {
   const samples = lines.filter(isSample);
   const fig = (key) => {
@@ -353,7 +411,8 @@ export function summarize(lines) {
     maxGapMs = Math.max(maxGapMs, samples[i].timestamp - samples[i - 1].timestamp);
   const finals = lines.filter((l) => l.final === true);
   return {
-    samples: samples.length,
+    // The final reading (taken at exit, with a timestamp) is counted apart.
+    samples: samples.length - finals.length,
     finals: finals.length,
     finalHasV8: finals.some((f) => typeof f.v8HeapBytes === 'number'),
     spanS: samples.length ? (samples[samples.length - 1].timestamp - samples[0].timestamp) / 1000 : 0,
@@ -378,9 +437,67 @@ function printSummary(name, file, s, seconds) {
   );
 }
 
+/** The README's table: one row a recording. */
+function summaryTable(dir) {
+  const rows = [];
+  for (const name of names) {
+    let text;
+    try {
+      text = readFileSync(path.join(dir, `${name}.ndjson`), 'utf8');
+    } catch {
+      continue;
+    }
+    const lines = text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l));
+    const h = lines[0];
+    const s = summarize(lines);
+    const f = (x) =>
+      x
+        ? `${(x.start / MiB).toFixed(0)} / ${(x.peak / MiB).toFixed(0)} / ${(x.end / MiB).toFixed(0)}`
+        : 'n/a';
+    const kb = Math.round(Buffer.byteLength(text) / 1024);
+    rows.push([
+      name,
+      h.expected,
+      f(s.rss),
+      f(s.allocated),
+      f(s.v8),
+      f(s.residentFree),
+      `${s.samples} + ${s.finals}`,
+      s.spanS.toFixed(0),
+      (s.maxGapMs / 1000).toFixed(1),
+      `${kb}${h.stripped ? ' (stripped)' : ''}`,
+    ]);
+  }
+  const header = [
+    'scenario',
+    'expected',
+    'RSS MiB',
+    'allocated MiB',
+    'V8 heap MiB',
+    'resident free MiB',
+    'samples + final',
+    'span s',
+    'max gap s',
+    'KB',
+  ];
+  const cells = [header, ...rows];
+  const w = header.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
+  const line = (r) => `| ${r.map((c, i) => String(c).padEnd(w[i])).join(' | ')} |`;
+  return [line(header), `| ${w.map((n) => '-'.repeat(n)).join(' | ')} |`, ...rows.map(line)].join('\n');
+}
+
 const o = parseArgs(process.argv.slice(2));
+if (o.table) {
+  console.log('(figures: start / peak / end of the samples)');
+  console.log(summaryTable(o.outDir));
+  process.exit(0);
+}
 const results = [];
-for (const name of o.scenarios) results.push(await record(name, o));
+for (const name of o.scenarios)
+  results.push(o.reheader ? reheader(name, o, o.detail ? '' : '-nodetail') : await record(name, o));
 if (results.some((r) => !r.ok)) {
   console.error(
     `shape checks failed: ${results
