@@ -295,19 +295,32 @@ function leak(samples, phases, part, other) {
   ];
 }
 
-/** After the bursts: RSS at the final idle (its second half) against before the load. */
+/**
+ * After the bursts: RSS over the second half of the final idle (and the reading at exit) against
+ * before the load, and how much of it is neither live malloc bytes nor V8's heap.
+ */
 function idleAfterBursts(samples, phases) {
   const before = samples.filter((x) => x.timestamp <= phases[0].end);
   const last = phases[phases.length - 1];
-  const idle = within(samples, (last.start + last.end) / 2, last.end);
+  const idle = samples.filter((x) => x.timestamp >= (last.start + last.end) / 2);
   const peak = Math.max(...samples.map((x) => x.rssBytes));
+  // The reading at exit has no v8HeapBytes: the last one seen stands in.
+  let v8 = 0;
+  const held = samples.map((x) => {
+    v8 = x.v8HeapBytes ?? v8;
+    return x.timestamp >= (last.start + last.end) / 2
+      ? (x.rssBytes - x.allocatedBytes - v8) / x.rssBytes
+      : null;
+  });
   const rss = median(idle.map((x) => x.rssBytes));
+  const resident = idle.filter((x) => typeof x.residentFreeBytes === 'number');
   return {
     rss,
     peak,
     rise: rss - tail(before, 'rssBytes'),
     liveRise: median(idle.map((x) => x.allocatedBytes)) - tail(before, 'allocatedBytes'),
-    freeShare: median(idle.map((x) => x.residentFreeBytes / x.rssBytes)),
+    heldShare: median(held),
+    residentShare: resident.length ? median(resident.map((x) => x.residentFreeBytes / x.rssBytes)) : null,
     n: idle.length,
   };
 }
@@ -327,7 +340,12 @@ const shapes = {
         `live malloc bytes at idle ${mib(i.liveRise)} above before the load (<= 30 MiB)`,
         i.liveRise <= 30 * MiB,
       ),
-      check(`resident free is ${(i.freeShare * 100).toFixed(0)}% of idle RSS (>= 25%)`, i.freeShare >= 0.25),
+      check(
+        `${(i.heldShare * 100).toFixed(0)}% of idle RSS is neither live malloc bytes nor V8's heap (>= 40%); ` +
+          `residentFreeBytes ${i.residentShare === null ? 'absent at idle' : `${(i.residentShare * 100).toFixed(0)}% of it`}` +
+          ` (${i.n} readings)`,
+        i.heldShare >= 0.4,
+      ),
     ];
   },
   'burst-idle-jemalloc': (samples, phases) => {
