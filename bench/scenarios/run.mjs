@@ -233,6 +233,8 @@ function write(file, name, scenario, header, body) {
   const s = summarize(body);
   const results = shapes[name](body.filter(isSample), header.phases, header.events);
   const notes = [scenario.notes, ...results.filter((c) => c.note).map((c) => c.note)];
+  // A recording that misses its shape says so itself.
+  for (const c of results) if (!c.pass) notes.push(`Shape check failed: ${c.what}.`);
   if (s.maxGapMs > 2000) {
     notes.push(
       `${s.samples} samples: the monitor stretched its 1 s interval up to ${(s.maxIntervalMs / 1000).toFixed(1)} s ` +
@@ -369,7 +371,7 @@ const shapes = {
     const range = Math.max(...last) - Math.min(...last);
     const full = events.find((e) => e.what.startsWith('cache-full'));
     const note = full
-      ? `The cache filled ${((full.at - phases[0].start) / 1000).toFixed(0)} s into the load.`
+      ? `The cache filled ${((full.at - (phases.find((p) => 'requests' in p) ?? phases[0]).start) / 1000).toFixed(0)} s into the load.`
       : '';
     return [
       check(
