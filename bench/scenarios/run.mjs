@@ -401,10 +401,19 @@ const shapes = {
       if (quiet.length && busy.length) swings.push(Math.max(...busy) - Math.min(...quiet));
     }
     const rise = median(troughs.slice(-3)) - median(troughs.slice(0, 3));
+    const later = troughs.slice(1);
+    const step = later.length ? Math.min(...later) - troughs[0] : 0;
     const note =
-      rise > 16 * MiB
-        ? `The troughs between batches rose ${mib(rise)} (first three ${troughs.slice(0, 3).map(mib).join(', ')}; last three ${troughs.slice(-3).map(mib).join(', ')}).`
-        : `Troughs between batches: first three ${troughs.slice(0, 3).map(mib).join(', ')}; last three ${troughs.slice(-3).map(mib).join(', ')}.`;
+      `Troughs between batches (lowest RSS from one batch's end to the next one's start), in order: ` +
+      `${troughs.map((t) => (t / MiB).toFixed(0)).join(', ')} MiB.` +
+      (step > 16 * MiB
+        ? ` After the first batch RSS came back to ${mib(troughs[0])}; every later trough is ` +
+          `${mib(step)} higher or more (${mib(Math.min(...later))}-${mib(Math.max(...later))}): glibc keeps ` +
+          `freed memory resident from the second batch on, and reuses it, so the troughs stop there.`
+        : '') +
+      (rise > 16 * MiB
+        ? ` The troughs rose ${mib(rise)} from the first three cycles to the last three.`
+        : '');
     return [
       check(`${troughs.length} cycles seen (>= 8)`, troughs.length >= 8),
       check(
