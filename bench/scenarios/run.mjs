@@ -409,7 +409,7 @@ const shapes = {
       (step > 16 * MiB
         ? ` After the first batch RSS came back to ${mib(troughs[0])}; every later trough is ` +
           `${mib(step)} higher or more (${mib(Math.min(...later))}-${mib(Math.max(...later))}): glibc keeps ` +
-          `freed memory resident from the second batch on, and reuses it, so the troughs stop there.`
+          `freed memory resident from the second batch on.`
         : '') +
       (rise > 16 * MiB
         ? ` The troughs rose ${mib(rise)} from the first three cycles to the last three.`
@@ -470,10 +470,10 @@ function printSummary(name, file, s, seconds) {
 /** The README's table: one row a recording. */
 function summaryTable(dir) {
   const rows = [];
-  for (const name of names) {
+  for (const file of names.flatMap((n) => [n, `${n}-nodetail`])) {
     let text;
     try {
-      text = readFileSync(path.join(dir, `${name}.ndjson`), 'utf8');
+      text = readFileSync(path.join(dir, `${file}.ndjson`), 'utf8');
     } catch {
       continue;
     }
@@ -489,7 +489,7 @@ function summaryTable(dir) {
         : 'n/a';
     const kb = Math.round(Buffer.byteLength(text) / 1024);
     rows.push([
-      name,
+      file,
       h.expected,
       f(s.rss),
       f(s.allocated),
@@ -521,7 +521,10 @@ function summaryTable(dir) {
 
 const o = parseArgs(process.argv.slice(2));
 if (o.table) {
-  console.log('(figures: start / peak / end of the samples)');
+  console.log(
+    'Figures are start / peak / end, the end being the last reading that has the figure (the reading ' +
+      'at exit has no v8HeapBytes, and under glibc no residentFreeBytes).\n',
+  );
   console.log(summaryTable(o.outDir));
   process.exit(0);
 }
