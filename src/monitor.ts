@@ -52,7 +52,7 @@ export type IntervalReason = 'requested' | 'early' | 'overhead';
 /**
  * A monitor sample: a snapshot with the monitor's bookkeeping. Under glibc, residentFreeBytes is
  * read (from /proc/self/smaps, off the JS thread) every 10 s from 10 s after start (less often where
- * that read alone would take more than half of maxOverhead);
+ * that read alone would take more than half of maxOverhead, but at least every minute);
  * the samples in between carry null there.
  */
 export interface Sample extends Snapshot {
@@ -113,6 +113,8 @@ const EARLY_INTERVAL_MS = 5000;
 // glibc's resident free figure (an smaps read, about 3 ms) at most this often, and less often
 // where the read costs more than half of maxOverhead over this period.
 const RESIDENT_EVERY_MS = 10_000;
+// ... and at least this often, whatever a read cost (the verdict judges memory held free by it).
+const RESIDENT_MAX_EVERY_MS = 60_000;
 // The recent sample costs whose mean sets the budget.
 const COSTS_KEPT = 20;
 
@@ -463,7 +465,11 @@ export class Monitor extends EventEmitter {
     if (periodic && allocator().name === 'glibc') {
       // The periodic smaps read keeps to half the budget on its own period, and leaves the
       // interval to the allocator reads.
-      this.residentEveryMs = Math.max(RESIDENT_EVERY_MS, Math.ceil(costMs / (this.maxOverhead / 2)));
+      // Its cost is wall time, pool queue included: a busy pool must not stop the figure for good.
+      this.residentEveryMs = Math.min(
+        RESIDENT_MAX_EVERY_MS,
+        Math.max(RESIDENT_EVERY_MS, Math.ceil(costMs / (this.maxOverhead / 2))),
+      );
       return;
     }
     this.recentCosts.push(costMs);

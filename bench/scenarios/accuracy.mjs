@@ -57,7 +57,9 @@ const minutes = (ms) => (ms === null ? 'never' : `${(ms / 60_000).toFixed(1)} mi
 /** One row per scenario and cadence. */
 export function accuracy() {
   const rows = [];
-  for (const f of readdirSync(dir).filter((f) => f.endsWith('.ndjson')).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((f) => f.endsWith('.ndjson'))
+    .sort()) {
     const { header, samples } = load(path.join(dir, f));
     if (samples.length < 2) continue;
     for (const [cadence, pts] of [
@@ -86,7 +88,16 @@ export function accuracy() {
     }
   }
   return table(
-    ['scenario', 'allocator', 'expected', 'readings', 'verdict at the end', 'right', 'first right after load', 'other verdicts shown (for how long)'],
+    [
+      'scenario',
+      'allocator',
+      'expected',
+      'readings',
+      'verdict at the end',
+      'right',
+      'first right after load',
+      'other verdicts shown (for how long)',
+    ],
     rows,
   );
 }

@@ -3,7 +3,7 @@
 // gzipped JSON (zlib.gzipSync, 5-20 KB) and keeps the answer in an LRU of at most 5,000 entries
 // (a Map: a hit moves the key to the end, an insert past 5,000 evicts the oldest). Keys are drawn
 // from a million at a fixed request rate, so nearly every request misses: the cache fills in
-// about two minutes and then turns over at the same size.
+// about two minutes and then turns over at the same size for four more.
 // Expected verdict: stable (RSS rises while the cache fills, then stays flat: a bounded cache is
 // not a leak).
 'use strict';
@@ -18,7 +18,7 @@ exports.scenario = {
     { name: 'idle-before', seconds: 10 },
     {
       name: 'steady',
-      seconds: 270,
+      seconds: 360,
       load: { connections: 8, overallRate: 40, path: () => `/report/${Math.floor(Math.random() * 1e6)}` },
     },
   ],

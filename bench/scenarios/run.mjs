@@ -5,7 +5,7 @@
 //   node bench/scenarios/run.mjs js-leak sawtooth    # some of them
 //   node bench/scenarios/run.mjs cache-plateau --scale 0.2 --out-dir /tmp/s   # a quick try
 //
-// Per scenario: starts `node bin/fragstat.js run --detail --interval 1s --out <tmp> -- node
+// Per scenario: starts `node bin/fragstat.js run --interval 1s --out <tmp> -- node
 // bench/scenarios/<svc>.cjs` (with --allocator jemalloc where the scenario asks), waits for the
 // service to print "listening on http://127.0.0.1:<port>", drives the scenario's phases with
 // autocannon (or leaves it idle), sends SIGTERM to the CLI, waits for it to exit, then writes the
@@ -18,9 +18,10 @@
 //                              over 400 KB. The header says whether it was done.
 //   --scale <f>                multiply every phase's length (a short trial run: 0.2)
 //   --out-dir <dir>            where the recordings go (default test/fixtures/scenarios)
-//   --no-detail                run without --detail, into <name>-nodetail.ndjson: glibc's samples then
-//                              lack residentFreeBytes, but are read in a few ms, not hundreds (the
-//                              reading of /proc/self/smaps counts its wait as its cost; README.md)
+//   --detail                   run with --detail, into <name>-detail.ndjson: every glibc sample then
+//                              walks the heap (malloc_info) and reads smaps, which takes up to hundreds
+//                              of ms under load and stretches the interval; without it (the default,
+//                              as fragstat run's) the monitor reads residentFreeBytes every 10 s
 //   --reheader                 record nothing: rebuild the header line of the named recordings
 //                              (notes, checks) from their samples, phases and events
 //   --table                    record nothing: print the summary table of the recordings in
@@ -61,7 +62,7 @@ const STRIP_OVER = 400 * 1024;
 function parseArgs(argv) {
   const o = {
     scenarios: [],
-    detail: true,
+    detail: false,
     strip: 'auto',
     scale: 1,
     outDir: path.join(root, 'test/fixtures/scenarios'),
@@ -73,7 +74,7 @@ function parseArgs(argv) {
     else if (a === '--out-dir') o.outDir = path.resolve(argv[++i]);
     else if (a === '--table') o.table = true;
     else if (a === '--reheader') o.reheader = true;
-    else if (a === '--no-detail') o.detail = false;
+    else if (a === '--detail') o.detail = true;
     else if (a === 'all') o.scenarios.push(...names);
     else if (names.includes(a)) o.scenarios.push(a);
     else throw new Error(`unknown argument ${a}; scenarios: all, ${names.join(', ')}`);
@@ -219,7 +220,7 @@ async function record(name, o) {
     cliExit: code ?? signal,
   };
   const body = stripped ? lines.map(strip) : lines;
-  const file = path.join(o.outDir, `${name}${o.detail ? '' : '-nodetail'}.ndjson`);
+  const file = path.join(o.outDir, `${name}${o.detail ? '-detail' : ''}.ndjson`);
   const { ok, s } = write(file, name, scenario, header, body);
   const doctor = stderr.slice(stderr.findIndex((l) => l.startsWith('[fragstat] at the end')));
   console.error(`${doctor.join('\n')}`);
@@ -470,7 +471,7 @@ function printSummary(name, file, s, seconds) {
 /** The README's table: one row a recording. */
 function summaryTable(dir) {
   const rows = [];
-  for (const file of names.flatMap((n) => [n, `${n}-nodetail`])) {
+  for (const file of names.flatMap((n) => [n, `${n}-detail`])) {
     let text;
     try {
       text = readFileSync(path.join(dir, `${file}.ndjson`), 'utf8');
@@ -530,7 +531,7 @@ if (o.table) {
 }
 const results = [];
 for (const name of o.scenarios)
-  results.push(o.reheader ? reheader(name, o, o.detail ? '' : '-nodetail') : await record(name, o));
+  results.push(o.reheader ? reheader(name, o, o.detail ? '-detail' : '') : await record(name, o));
 if (results.some((r) => !r.ok)) {
   console.error(
     `shape checks failed: ${results
