@@ -237,6 +237,9 @@ export function snapshot(options?: SnapshotOptions): Snapshot {
   return build(syncValues, nativeDetail, t, smaps, performance.now() - t0);
 }
 
+// How long the smaps read of snapshotAsync may take before its figures count as of another moment.
+const SMAPS_STALE_MS = 1000;
+
 /**
  * Same as snapshot(), read on a libuv pool thread. The JS thread does not run the walk, but under
  * glibc its own mallocs wait for the arena lock the walk holds (see the README).
@@ -249,7 +252,10 @@ export async function snapshotAsync(options?: SnapshotOptions): Promise<Snapshot
   if (!withSmaps) return build(values, nativeDetail, timestamp);
   const t0 = performance.now();
   const smaps = await readSmapsAsync();
-  return build(values, nativeDetail, timestamp, smaps, performance.now() - t0);
+  const waitedMs = performance.now() - t0;
+  // A read that waited long for a pool thread (sharp or zlib filling the pool) describes a later
+  // moment than the allocator's figures: residentFreeBytes is then null rather than a mix of two.
+  return build(values, nativeDetail, timestamp, waitedMs <= SMAPS_STALE_MS ? smaps : null, waitedMs);
 }
 
 /**

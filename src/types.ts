@@ -134,8 +134,9 @@ export interface SnapshotOptions {
    * On glibc, also read /proc/self/smaps so that residentFreeBytes (free memory in RAM, which
    * fordblks overstates once a trim has given pages back) is known, without detail's malloc_info
    * walk: a file read off the JS thread in snapshotAsync (about 3 ms at 300 mappings) and a parse
-   * on it (about 0.3 ms per 100 mappings). The other allocators give that figure always. Default
-   * false (true with detail).
+   * on it (about 0.3 ms per 100 mappings). The other allocators give that figure always. In
+   * snapshotAsync a read that waited over a second for a pool thread leaves the figure null (it
+   * would describe a later moment than the allocator's figures). Default false (true with detail).
    */
   residentFree?: boolean;
 }
