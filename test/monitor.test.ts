@@ -218,10 +218,14 @@ describe('auto-trim backs off when a trim is undone (child process)', () => {
       '--expose-gc',
       '-e',
       `const f = require(process.cwd());
-       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+       const { settle } = require(process.cwd() + '/test/fixtures/settle.cjs');
        const keep = setInterval(() => {}, 1000);
        (async () => {
          let bufs = Array.from({ length: 1024 }, () => Buffer.alloc(64 * 1024, 1));
+         bufs = bufs.filter((_, i) => i % 2); // 32 MiB of 64 KiB holes
+         // Every hole has reached malloc before the monitor starts: a sample taken while V8 still
+         // frees them (on a background thread, late on a loaded machine) would trim only some.
+         await settle();
          const m = f.monitor({ intervalMs: 150, autoTrim: { minFreeBytes: 16 * 1048576, minIntervalMs: 200 } });
          // Right after the trim, the service needs the memory again: the holes filled anew, in the
          // trim's own listener so that it happens before the next sample judges the trim.
@@ -230,8 +234,6 @@ describe('auto-trim backs off when a trim is undone (child process)', () => {
            again = Array.from({ length: 512 }, () => Buffer.alloc(64 * 1024, 2));
            r(t);
          }));
-         bufs = bufs.filter((_, i) => i % 2); // 32 MiB of 64 KiB holes
-         for (let i = 0; i < 6; i++) { gc(); await sleep(20); }
          const t = await trimmed;
          await new Promise((r) => m.once('sample', r));
          await new Promise((r) => m.once('sample', r));
