@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { AllocatorInfo, Breakdown, Snapshot, TrimResult } from '../src';
 import { parseSmaps } from '../src/smaps';
 import { composeBreakdown } from '../src/breakdown';
-import { havePreload, MiB, runFixture, type Preload } from './helpers';
+import { havePreload, MiB, runFixtureAsync, type Preload } from './helpers';
 
 interface Step {
   name: 'idle' | 'buffers' | 'holes' | 'trimmed' | 'objects' | 'zlib';
@@ -187,8 +187,12 @@ describe('composeBreakdown under glibc', () => {
 
 describe('glibc', () => {
   for (const mode of ['sync', 'async']) {
-    it(`splits RSS by owner and follows allocations, holes and a trim (${mode})`, () => {
-      const r = runFixture<Run>('breakdown.cjs', { env: { ASYNC: mode === 'async' ? '1' : '0' } });
+    // Up to 30 s on a loaded machine: a child that does not block this process (runFixtureAsync).
+    it(`splits RSS by owner and follows allocations, holes and a trim (${mode})`, async () => {
+      const r = await runFixtureAsync<Run>('breakdown.cjs', {
+        env: { ASYNC: mode === 'async' ? '1' : '0' },
+        timeoutMs: 120_000,
+      });
       expect(r.allocator.name).toBe('glibc');
       expect(step(r, 'idle').breakdown.partial).toEqual([]);
       checkCommon(r);
@@ -204,7 +208,7 @@ describe('glibc', () => {
         (holes.allocatedBytes! + holes.residentFreeBytes!) / holes.allocatedBytes!,
         12,
       );
-    });
+    }, 150_000);
   }
 });
 
@@ -216,8 +220,12 @@ const others: { name: Preload; partial: string[] }[] = [
 
 for (const { name, partial } of others) {
   describe.skipIf(!havePreload(name))(name, () => {
-    it('splits RSS by owner and follows allocations', () => {
-      const r = runFixture<Run>('breakdown.cjs', { preload: name, env: { ASYNC: '1' } });
+    it('splits RSS by owner and follows allocations', async () => {
+      const r = await runFixtureAsync<Run>('breakdown.cjs', {
+        preload: name,
+        env: { ASYNC: '1' },
+        timeoutMs: 120_000,
+      });
       expect(r.allocator.name).toBe(name);
       expect(step(r, 'idle').breakdown.partial).toEqual(partial);
       checkCommon(r);
@@ -225,6 +233,6 @@ for (const { name, partial } of others) {
         expect(step(r, 'idle').breakdown.parts.allocatorOverhead).toBeGreaterThan(0);
         expect(step(r, 'idle').detail.residentFreeBytes).not.toBeNull();
       }
-    });
+    }, 150_000);
   });
 }

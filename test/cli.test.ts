@@ -11,15 +11,41 @@ const bin = path.join(root, 'bin/fragstat.js');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fragstat-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-// An app that allocates 160 MiB of Buffers over a second, drops them, and exits with code 3.
+// For the apps below: calls `then` once the recording (FRAGSTAT_TEST_OUT, when set) holds a line
+// that `pick` accepts, polling it; exits with code 4 if none comes within 30 s.
+const waitHelpers = `function waitForLine(pick, then) {
+  const out = process.env.FRAGSTAT_TEST_OUT;
+  if (!out) return then();
+  const deadline = Date.now() + 30000;
+  const poll = () => {
+    let lines = [];
+    try { lines = require('fs').readFileSync(out, 'utf8').split('\\n'); } catch {}
+    const parsed = lines.map((l) => { try { return JSON.parse(l); } catch { return null; } }).filter(Boolean);
+    if (pick(parsed)) return then();
+    if (Date.now() > deadline) { console.error('no such line in ' + out); process.exit(4); }
+    setTimeout(poll, 50);
+  };
+  poll();
+}
+function sampledAfter(t, then) {
+  waitForLine((lines) => lines.some((l) => typeof l.timestamp === 'number' && l.timestamp > t), then);
+}`;
+
+// An app that allocates 160 MiB of Buffers in eight steps, drops them, and exits with code 3. With
+// FRAGSTAT_TEST_OUT naming the recording, each step waits until the recording holds a sample taken
+// after it (a sample's timestamp is read on the JS thread when the sample is asked for): however
+// slow the machine, or however far the monitor stretches its interval, the samples see each step.
 const app = path.join(dir, 'app.js');
 writeFileSync(
   app,
-  `const keep = []; let i = 0;
-   const t = setInterval(() => {
+  `${waitHelpers}
+   const keep = []; let i = 0;
+   const step = () => {
      for (let k = 0; k < 320; k++) keep.push(Buffer.alloc(64 * 1024, 1));
-     if (++i === 8) { keep.length = 0; clearInterval(t); setTimeout(() => process.exit(3), 300); }
-   }, 100);`,
+     if (++i < 8) return sampledAfter(Date.now(), step);
+     sampledAfter(Date.now(), () => { keep.length = 0; setTimeout(() => process.exit(3), 300); });
+   };
+   setTimeout(step, 100);`,
 );
 
 function fragstat(args: string[], env: Record<string, string> = {}) {
@@ -42,8 +68,10 @@ const readSamples = (file: string) =>
 describe('fragstat run', () => {
   it('samples a node app without code changes, writes NDJSON, prints a summary, and passes on the exit code', () => {
     const out = path.join(dir, 'glibc.ndjson');
-    const r = fragstat(['run', '--interval', '100ms', '--out', out, '--', process.execPath, app]);
-    expect(r.status).toBe(3);
+    const r = fragstat(['run', '--interval', '100ms', '--out', out, '--', process.execPath, app], {
+      FRAGSTAT_TEST_OUT: out,
+    });
+    expect(r.status, r.stderr).toBe(3);
     const samples = readSamples(out);
     expect(samples.length).toBeGreaterThanOrEqual(5);
     for (const s of samples) expect(s.allocator).toBe('glibc');
@@ -60,20 +88,23 @@ describe('fragstat run', () => {
   for (const name of ['jemalloc', 'tcmalloc', 'mimalloc'] as const) {
     it.runIf(havePreload(name))(`--allocator ${name} preloads it`, () => {
       const out = path.join(dir, `${name}.ndjson`);
-      const r = fragstat([
-        'run',
-        '--allocator',
-        name,
-        '--interval',
-        '100ms',
-        '--quiet',
-        '--out',
-        out,
-        '--',
-        process.execPath,
-        app,
-      ]);
-      expect(r.status).toBe(3);
+      const r = fragstat(
+        [
+          'run',
+          '--allocator',
+          name,
+          '--interval',
+          '100ms',
+          '--quiet',
+          '--out',
+          out,
+          '--',
+          process.execPath,
+          app,
+        ],
+        { FRAGSTAT_TEST_OUT: out },
+      );
+      expect(r.status, r.stderr).toBe(3);
       expect(r.stderr).toBe('');
       const samples = readSamples(out);
       expect(samples.length).toBeGreaterThanOrEqual(3);
@@ -338,11 +369,13 @@ describe('fragstat plot', () => {
 });
 
 describe('fragstat run --auto-trim, signals, and fragstat doctor', () => {
-  // A burst that leaves about 64 MiB of 64 KiB holes, then a quiet process.
+  // A burst that leaves about 64 MiB of 64 KiB holes, then a quiet process: for 5 s, or with
+  // FRAGSTAT_TEST_OUT until the recording's trims have released more than 32 MiB.
   const bursty = path.join(dir, 'bursty.js');
   writeFileSync(
     bursty,
-    `let keep = [];
+    `${waitHelpers}
+     let keep = [];
      const t0 = Date.now();
      while (Date.now() - t0 < 1500) {
        keep.push(Buffer.alloc(64 * 1024, 1));
@@ -350,29 +383,25 @@ describe('fragstat run --auto-trim, signals, and fragstat doctor', () => {
      }
      keep = keep.slice(0, 1024);
      setTimeout(() => globalThis.gc(), 100);
-     setTimeout(() => process.exit(keep.length === 1024 ? 0 : 1), 5000);`,
+     const end = () => process.exit(keep.length === 1024 ? 0 : 1);
+     const released = (lines) => lines.reduce((a, l) => a + (l.trim ? l.trim.releasedBytes : 0), 0);
+     if (process.env.FRAGSTAT_TEST_OUT) waitForLine((lines) => released(lines) > 32 * 1024 * 1024, end);
+     else setTimeout(end, 5000);`,
   );
 
   // Runs the bursty app under fragstat run, with `flags`, recording into `name`.ndjson.
-  const runBursty = (name: string, flags: string[]) => {
+  const runBursty = (name: string, flags: string[], env: Record<string, string> = {}) => {
     const out = path.join(dir, `${name}.ndjson`);
-    const r = fragstat([
-      'run',
-      ...flags,
-      '--interval',
-      '500ms',
-      '--out',
-      out,
-      '--',
-      process.execPath,
-      '--expose-gc',
-      bursty,
-    ]);
+    const r = fragstat(
+      ['run', ...flags, '--interval', '500ms', '--out', out, '--', process.execPath, '--expose-gc', bursty],
+      env,
+    );
     return { out, r };
   };
 
   it('--auto-trim trims inside the application, records each trim, and the plot marks them', () => {
-    const { out, r } = runBursty('autotrim', ['--auto-trim']);
+    const out = path.join(dir, 'autotrim.ndjson');
+    const { r } = runBursty('autotrim', ['--auto-trim'], { FRAGSTAT_TEST_OUT: out });
     expect(r.status, r.stderr).toBe(0);
     const trims = readSamples(out).filter((l) => l.trim);
     expect(trims.length).toBeGreaterThanOrEqual(1);
@@ -403,9 +432,18 @@ describe('fragstat run --auto-trim, signals, and fragstat doctor', () => {
         stdio: 'ignore',
       },
     );
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const closed = new Promise((resolve) => child.on('close', (c) => resolve(c)));
+    // Three samples recorded, however long they take to come, then the signal.
+    const recorded = () => {
+      try {
+        return readSamples(out).length;
+      } catch {
+        return 0;
+      }
+    };
+    await expect.poll(recorded, { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(3);
     child.kill('SIGTERM');
-    const code = await new Promise((resolve) => child.on('close', (c) => resolve(c)));
+    const code = await closed;
     expect(code).toBe(128 + os.constants.signals.SIGTERM);
     const lines = readSamples(out);
     expect(lines.length).toBeGreaterThanOrEqual(3);
@@ -415,7 +453,9 @@ describe('fragstat run --auto-trim, signals, and fragstat doctor', () => {
   it('fragstat doctor reads a recording: the verdict and the findings, as text', () => {
     const out = path.join(dir, 'doctor.ndjson');
     expect(
-      fragstat(['run', '--quiet', '--interval', '100ms', '--out', out, '--', process.execPath, app]).status,
+      fragstat(['run', '--quiet', '--interval', '100ms', '--out', out, '--', process.execPath, app], {
+        FRAGSTAT_TEST_OUT: out,
+      }).status,
     ).toBe(3);
     const r = fragstat(['doctor', out]);
     expect(r.status, r.stderr).toBe(0);

@@ -60,12 +60,16 @@ describe('examples', () => {
       expect(health.allocator).toBe('glibc');
       const metrics = await (await fetch(`${url}/metrics`)).text();
       expect(metrics).toMatch(/^fragstat_rss_bytes\{allocator="glibc"\} \d+$/m);
-      const line = out()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l))
-        .find((l) => l.msg === 'native heap');
-      expect(line.malloc.allocatedBytes).toBeGreaterThan(0);
+      // The monitor's first sample is logged when its reading is done (on the thread pool), which
+      // may be after both answers: wait for the line.
+      const line = () =>
+        out()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+          .find((l) => l.msg === 'native heap');
+      await expect.poll(line, { timeout: 20_000 }).toBeDefined();
+      expect(line().malloc.allocatedBytes).toBeGreaterThan(0);
     });
   });
 

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { findLibrary, libraries, type Preloadable } from '../src/libraries';
@@ -87,6 +87,66 @@ export function runNode(
     maxBuffer: 64 * MiB,
   });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * runNode without blocking this process: vitest's worker answers its runner meanwhile (a worker
+ * blocked for 60 s fails the run with 'Timeout calling "onTaskUpdate"'). For long fixtures.
+ */
+export function runNodeAsync(
+  args: string[],
+  options: { preload?: Preload; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  delete env.LD_PRELOAD;
+  delete env.FRAGSTAT_TEST_HOOKS;
+  Object.assign(env, options.env);
+  if (
+    (env.FRAGSTAT_HIDE_SYMBOLS || env.FRAGSTAT_FAIL_SYMBOLS) &&
+    options.env?.FRAGSTAT_TEST_HOOKS === undefined
+  ) {
+    env.FRAGSTAT_TEST_HOOKS = '1';
+  }
+  if (options.preload) {
+    const lib = preloadPath(options.preload);
+    if (lib === null) throw new Error(`${options.preload} is not installed`);
+    env.LD_PRELOAD = lib;
+  }
+  const child = spawn(nodeCommand[0], [...nodeCommand.slice(1), ...args], { cwd: root, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs ?? 60_000);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** runFixture without blocking this process (runNodeAsync). */
+export async function runFixtureAsync<T>(
+  fixture: string,
+  options: {
+    preload?: Preload;
+    env?: Record<string, string>;
+    nodeArgs?: string[];
+    args?: string[];
+    timeoutMs?: number;
+  } = {},
+): Promise<T> {
+  const r = await runNodeAsync(
+    [
+      ...(options.nodeArgs ?? ['--expose-gc']),
+      path.join(root, 'test/fixtures', fixture),
+      ...(options.args ?? []),
+    ],
+    options,
+  );
+  return fixtureOutput<T>(fixture, r);
 }
 
 /** Runs a fixture script and parses the JSON it prints. */

@@ -114,9 +114,10 @@ describe('auto-trim when the process goes quiet (child process)', () => {
     const r = runFixture<Out>('policy.cjs', { args: ['quiet'] });
     expect(r.trims.length, JSON.stringify(r)).toBe(1);
     expect(r.trimsBy).toEqual({ interval: 0, quiet: 1, gc: 0 });
-    // About 64 MiB of holes were left; quietMs is 2 s and the CPU is read every second.
+    // About 64 MiB of holes were left. The quiet trigger did it (trimsBy), not the ten-minute
+    // interval; how soon after the burst (about 3 s: quietMs is 2 s and the CPU is read every
+    // second) is a matter of timers, which a loaded machine delays, so it is not checked here.
     expect(r.trims[0].releasedBytes).toBeGreaterThan(32 * MiB);
-    expect(r.trims[0].afterQuietMs).toBeLessThan(5000);
   });
 
   it('does not trim then with whenQuiet: false', () => {
@@ -183,13 +184,17 @@ describe('auto-trim under a cgroup limit (child process, a fake cgroup v2 tree)'
     trims: { releasedBytes: number }[];
   }
   // About 48 MiB of holes against a floor of 256 MiB: only a tight limit lowers the floor enough.
-  const run = (dir: string) =>
-    runFixture<Out>('policy.cjs', { args: ['cgroup'], env: { FRAGSTAT_TEST_CGROUP_ROOT: dir } });
+  // A trim expected: up to 30 s for it. None expected: 3 s (thirty samples) show it stays away.
+  const run = (dir: string, waitMs: number) =>
+    runFixture<Out>('policy.cjs', {
+      args: ['cgroup'],
+      env: { FRAGSTAT_TEST_CGROUP_ROOT: dir, WAIT_MS: String(waitMs) },
+    });
 
   it('trims what it would leave alone with room to spare, once the limit is near', () => {
-    const near = run(tree('near', GiB - 20 * MiB)); // 2% left: the floor falls to 20 MiB
+    const near = run(tree('near', GiB - 20 * MiB), 30_000); // 2% left: the floor falls to 20 MiB
     expect(near.trims.length, JSON.stringify(near)).toBeGreaterThanOrEqual(1);
     expect(near.trims[0].releasedBytes).toBeGreaterThan(24 * MiB);
-    expect(run(tree('roomy', GiB / 2)).trims).toEqual([]);
+    expect(run(tree('roomy', GiB / 2), 3000).trims).toEqual([]);
   });
 });

@@ -419,8 +419,10 @@ describe('fragstat run --report on demand', () => {
     const live = readFileSync(report, 'utf8');
     expect(live).toContain('running (report taken on demand)');
     const written = Number(/data-figure="rssBytes.last" data-bytes="(\d+)"/.exec(live)?.[1]);
-    const recorded = readLines(out).filter((l) => typeof l.rssBytes === 'number');
-    expect(recorded.map((l) => l.rssBytes)).toContain(written);
+    // The recording's writes are asynchronous: the sample the report drew reaches the file soon.
+    const recorded = () =>
+      readLines(out).flatMap((l) => (typeof l.rssBytes === 'number' ? [l.rssBytes] : []));
+    await expect.poll(recorded, { timeout: 20_000 }).toContain(written);
 
     cli.kill('SIGTERM');
     expect(await closed).toBe(128 + os.constants.signals.SIGTERM);

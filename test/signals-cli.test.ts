@@ -118,6 +118,10 @@ function gone(pid: number): boolean {
   }
 }
 
+// How long a process may take to be gone: the hooks look for a gone CLI or launcher every second,
+// and a loaded machine is late with every timer. Costs nothing when it works.
+const GONE_MS = 20_000;
+
 /** Resolves with the time it took once every pid is gone; rejects after `ms`. */
 async function allGone(pids: number[], ms: number): Promise<number> {
   const t0 = Date.now();
@@ -143,7 +147,7 @@ describe('fragstat run: SIGTERM to fragstat ends the application, with its final
     const r = await start(['--quiet', '--interval', '100ms', '--out', out, '--report', html], appFile('r'));
     r.child.kill('SIGTERM');
     expect((await r.closed).code).toBe(SIGTERM_EXIT);
-    await allGone([r.appPid], 5000);
+    await allGone([r.appPid], GONE_MS);
     expect(lastLine(out).final).toBe(true);
     expect(readFileSync(html, 'utf8')).toContain('ended by SIGTERM');
     // The report's findings, taken before the signal ended the app, are in the recording.
@@ -155,7 +159,7 @@ describe('fragstat run: SIGTERM to fragstat ends the application, with its final
     const r = await start(['--quiet', '--auto-trim', '--interval', '100ms', '--out', out], appFile('t'));
     r.child.kill('SIGTERM');
     expect((await r.closed).code).toBe(SIGTERM_EXIT);
-    await allGone([r.appPid], 5000);
+    await allGone([r.appPid], GONE_MS);
     expect(lastLine(out).final).toBe(true);
   });
 
@@ -168,7 +172,7 @@ describe('fragstat run: SIGTERM to fragstat ends the application, with its final
       r.child.kill('SIGTERM');
       const { code } = await r.closed;
       expect(code, r.stderr.text).toBe(SIGTERM_EXIT);
-      await allGone([r.appPid], 5000);
+      await allGone([r.appPid], GONE_MS);
       expect(lastLine(out).final).toBe(true);
       expect(statSync(file).size).toBeGreaterThan(0);
       expect(Profile.decode(gunzipSync(readFileSync(file))).sample.length).toBeGreaterThan(0);
@@ -202,7 +206,7 @@ describe('fragstat run: SIGINT', () => {
     const r = await start(['--quiet', '--out', out], appFile('int'), { env: { FRAGSTAT_DEBUG: '1' } });
     r.child.kill('SIGINT');
     expect((await r.closed).code).toBe(128 + os.constants.signals.SIGINT);
-    await allGone([r.appPid], 5000);
+    await allGone([r.appPid], GONE_MS);
     expect(r.stderr.text).toMatch(/SIGINT was sent to fragstat alone: passing it on/);
     expect(lastLine(out).final).toBe(true);
   });
@@ -227,8 +231,7 @@ describe('fragstat run: nobody is left running', () => {
     const r = await start(['--quiet', '--out', out], appFile('k'));
     r.child.kill('SIGKILL');
     await r.closed;
-    const ms = await allGone([r.appPid], 5000);
-    expect(ms).toBeLessThan(5000);
+    await allGone([r.appPid], GONE_MS);
   });
 
   it.runIf(havePreload('jemalloc'))(
@@ -242,7 +245,7 @@ describe('fragstat run: nobody is left running', () => {
       expect(readdirSync(tmp).filter((f) => f.startsWith('fragstat-run-'))).toHaveLength(1);
       r.child.kill('SIGKILL');
       await r.closed;
-      await allGone([r.appPid], 5000);
+      await allGone([r.appPid], GONE_MS);
       expect(readdirSync(tmp)).toEqual([]);
     },
   );
@@ -270,8 +273,7 @@ describe('fragstat run: nobody is left running', () => {
       const cliPid = Number(m[2]);
       started.add(appPid).add(cliPid);
       parent.kill('SIGTERM');
-      const ms = await allGone([cliPid, appPid], 5000);
-      expect(ms).toBeLessThan(5000);
+      await allGone([cliPid, appPid], GONE_MS);
       await stderr.wait(/the process that started fragstat \(pid \d+\) is gone: ending the application/);
       expect(lastLine(out).final).toBe(true);
       expect(existsSync(out)).toBe(true);
