@@ -79,10 +79,13 @@ export interface VerdictEvidence {
   v8Share: number | null;
   liveShare: number | null;
   unexplainedShare: number | null;
-  /** At the latest quiet moment (the lowest RSS in the last slice): RSS, and the allocator's resident free memory. */
+  /**
+   * At the latest quiet moment (the lowest RSS in the last slice): RSS; and the allocator's
+   * resident free memory at the quietest reading of the last two slices that has the figure.
+   */
   quietRssBytes: number;
   quietResidentFreeBytes: number | null;
-  /** quietResidentFreeBytes / quietRssBytes. */
+  /** quietResidentFreeBytes / RSS at the reading it comes from. */
   quietResidentFreeShare: number | null;
 }
 
@@ -183,8 +186,12 @@ interface Slice {
   v8: number | null;
   live: number | null;
   quiet: VerdictPoint;
-  /** Resident free memory at the quiet moment, or at the reading nearest it in the slice that has one. */
+  /**
+   * Resident free memory at the quietest reading of the slice that has the figure (a monitor
+   * reads it every 10 s under glibc), and RSS at that reading.
+   */
   free: number | null;
+  freeRss: number | null;
 }
 
 function slices(points: VerdictPoint[], first: number, last: number, count: number): Slice[] {
@@ -213,16 +220,25 @@ function slices(points: VerdictPoint[], first: number, last: number, count: numb
     let quiet = members[0];
     for (const p of members) if (value(p, rssOf)! < value(quiet, rssOf)!) quiet = p;
     let free: number | null = null;
-    let distance = Infinity;
+    let freeRss: number | null = null;
     for (const p of members) {
       const f = value(p, freeOf);
-      const d = Math.abs(p.timestamp - quiet.timestamp);
-      if (f !== null && d < distance) {
+      const r = value(p, rssOf)!;
+      if (f !== null && (freeRss === null || r < freeRss)) {
         free = f;
-        distance = d;
+        freeRss = r;
       }
     }
-    out.push({ start, end, rss: value(quiet, rssOf)!, v8: lowest(v8Of), live: lowest(liveOf), quiet, free });
+    out.push({
+      start,
+      end,
+      rss: value(quiet, rssOf)!,
+      v8: lowest(v8Of),
+      live: lowest(liveOf),
+      quiet,
+      free,
+      freeRss,
+    });
   }
   return out;
 }
@@ -303,6 +319,16 @@ export function verdict(points: readonly VerdictPoint[], options?: VerdictOption
   const sliceMs = windowMs / count;
   const a = s[0];
   const z = s[s.length - 1];
+  // The resident free figure at the latest quiet moment: the quietest reading that has it in the
+  // last two slices (read every 10 s, it can fall only on peaks of a slice when a batch's period
+  // is near that).
+  const q = s
+    .slice(-2)
+    .filter((x) => x.free !== null)
+    .reduce<Slice | null>((m, x) => (m === null || x.freeRss! < m.freeRss! ? x : m), null) ?? {
+    free: null,
+    freeRss: null,
+  };
   const growth = z.rss - a.rss;
   // The second half of the steps between slices.
   const recentSteps = Math.max(1, Math.floor((s.length - 1) / 2));
@@ -340,8 +366,8 @@ export function verdict(points: readonly VerdictPoint[], options?: VerdictOption
     liveShare: share(liveGrowth),
     unexplainedShare: share(unexplained),
     quietRssBytes: z.rss,
-    quietResidentFreeBytes: z.free,
-    quietResidentFreeShare: z.free !== null && z.rss > 0 ? z.free / z.rss : null,
+    quietResidentFreeBytes: q.free,
+    quietResidentFreeShare: q.free !== null && q.freeRss! > 0 ? q.free / q.freeRss! : null,
   };
 
   const because: string[] = [
@@ -355,9 +381,9 @@ export function verdict(points: readonly VerdictPoint[], options?: VerdictOption
   if (unexplained !== null)
     parts.push(`the rest (free memory held, other native memory) ${signed(unexplained)}`);
   if (parts.length) because.push(`Over the same slices: ${parts.join(', ')}.`);
-  if (z.free !== null) {
+  if (q.free !== null) {
     because.push(
-      `At the latest quiet moment the allocator held ${fmt(z.free)} free in RAM, ` +
+      `At the latest quiet moment the allocator held ${fmt(q.free)} free in RAM, ` +
         `${pct(evidence.quietResidentFreeShare!)} of RSS.`,
     );
   }
@@ -370,7 +396,7 @@ export function verdict(points: readonly VerdictPoint[], options?: VerdictOption
   const pace = growth / (s.length - 1);
   const growing = grew && recentGrowth > noise(r.rss) && recentPace >= 0.4 * pace;
   const heldFree =
-    z.free !== null && z.free >= o.minFreeBytes && z.free >= o.minFreeShare * Math.max(1, z.rss);
+    q.free !== null && q.free >= o.minFreeBytes && q.free >= o.minFreeShare * Math.max(1, q.freeRss!);
   const cure = o.jemallocCommand
     ? `or run under jemalloc with its background thread: ${o.jemallocCommand}`
     : 'or run under jemalloc with MALLOC_CONF=background_thread:true';
@@ -463,17 +489,22 @@ export function verdict(points: readonly VerdictPoint[], options?: VerdictOption
         `against ${signed(growth)} over the window.`,
     );
   }
+  // Growth that levelled off, mostly outside V8 and live malloc bytes, and (where the figure is
+  // known) mostly memory the allocator holds free: what glibc kept from a burst or a batch.
   const restMostly =
-    levelled && unexplained !== null && unexplained >= 0.5 * growth && (z.free === null || heldFree);
+    levelled &&
+    unexplained !== null &&
+    unexplained >= 0.5 * growth &&
+    (q.free === null || heldFree || q.free >= 0.5 * unexplained);
   if (heldFree || restMostly) {
     const title = heldFree
-      ? `Fragmentation: ${fmt(z.free!)} of RSS (${pct(evidence.quietResidentFreeShare!)}) is free memory the allocator keeps, at the quietest moment`
+      ? `Fragmentation: ${fmt(q.free!)} of RSS (${pct(evidence.quietResidentFreeShare!)}) is free memory the allocator keeps, at the quietest moment`
       : `Fragmentation: RSS rose ${fmt(growth)} and stays there, while V8's heap and live malloc bytes did not`;
     return {
       kind: 'fragmentation',
       title,
       advice: fragmentationAdvice,
-      confidence: heldFree ? (z.free! >= 2 * o.minFreeBytes ? 'high' : 'medium') : 'medium',
+      confidence: heldFree ? (q.free! >= 2 * o.minFreeBytes ? 'high' : 'medium') : 'medium',
       waitMs: heldFree ? null : 2 * sliceMs,
       because,
       evidence,
