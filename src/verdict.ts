@@ -391,10 +391,13 @@ export function verdict(points: readonly VerdictPoint[], options?: VerdictOption
 
   const threshold = Math.max(o.minGrowthBytes, o.minGrowthRatio * a.rss);
   const grew = growth >= threshold;
-  // Still growing: the recent steps rise at no less than 40% of the window's average pace.
+  // Still growing: the recent steps rise at no less than 40% of the window's average pace ...
   const recentPace = recentGrowth / recentSteps;
   const pace = growth / (s.length - 1);
-  const growing = grew && recentGrowth > noise(r.rss) && recentPace >= 0.4 * pace;
+  // ... and the last step still rises at a quarter of that pace or more (a cache that has just
+  // filled stops here, a slice after it stops, rather than half a window later).
+  const lastStep = z.rss - s[s.length - 2].rss;
+  const growing = grew && recentGrowth > noise(r.rss) && recentPace >= 0.4 * pace && lastStep >= 0.25 * pace;
   const heldFree =
     q.free !== null && q.free >= o.minFreeBytes && q.free >= o.minFreeShare * Math.max(1, q.freeRss!);
   const cure = o.jemallocCommand
