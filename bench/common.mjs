@@ -9,6 +9,23 @@ export const fragstat = require(process.env.FRAG || '..');
 export const MiB = 1024 * 1024;
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The environment of a child that runs under allocator `name` (glibc: no preload), or null when
+ * that allocator's library is not installed (said on stderr).
+ */
+export function allocatorEnv(name) {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  if (name === 'glibc') return env;
+  const lib = require('../dist/libraries.js').findLibrary(name);
+  if (lib === null) {
+    console.error(`${name}: library not found, skipped`);
+    return null;
+  }
+  env.LD_PRELOAD = lib;
+  return env;
+}
+
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { fragstat, median, require, sleep, table } from './common.mjs';
+import { allocatorEnv, fragstat, median, require, sleep, table } from './common.mjs';
 
 const ROUNDS = Number(process.env.ROUNDS || 21);
 const CALLS = Number(process.env.CALLS || 20000);
@@ -117,21 +117,12 @@ function buildFloor() {
 }
 
 async function parent() {
-  const { findLibrary } = require('../dist/libraries.js');
   const wanted = (process.env.ALLOCATORS || 'glibc,jemalloc,tcmalloc,mimalloc').split(',');
   const haveFloor = buildFloor();
   const results = [];
   for (const name of wanted) {
-    const env = { ...process.env };
-    delete env.LD_PRELOAD;
-    if (name !== 'glibc') {
-      const lib = findLibrary(name);
-      if (lib === null) {
-        console.error(`${name}: library not found, skipped`);
-        continue;
-      }
-      env.LD_PRELOAD = lib;
-    }
+    const env = allocatorEnv(name);
+    if (env === null) continue;
     const load = os.loadavg()[0];
     const out = execFileSync(process.execPath, [self, '--child'], {
       env,

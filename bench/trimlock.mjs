@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { fragstat, machine, median, MiB, require, sleep, table } from './common.mjs';
+import { allocatorEnv, fragstat, machine, median, MiB, require, sleep, table } from './common.mjs';
 
 const ROUNDS = Number(process.env.ROUNDS || 8);
 const SMALL = Number(process.env.SMALL || 2e6); // 128 B Buffers, half of them freed
@@ -170,20 +170,11 @@ async function child() {
 // ---- every allocator, each in a child ---------------------------------------------------------
 
 async function parent() {
-  const { findLibrary } = require('../dist/libraries.js');
   const wanted = (process.env.ALLOCATORS || 'glibc,jemalloc,tcmalloc,mimalloc').split(',');
   const results = [];
   for (const name of wanted) {
-    const env = { ...process.env };
-    delete env.LD_PRELOAD;
-    if (name !== 'glibc') {
-      const lib = findLibrary(name);
-      if (lib === null) {
-        console.error(`${name}: library not found, skipped`);
-        continue;
-      }
-      env.LD_PRELOAD = lib;
-    }
+    const env = allocatorEnv(name);
+    if (env === null) continue;
     const load = os.loadavg()[0];
     const out = execFileSync(process.execPath, ['--expose-gc', self, '--child'], {
       env,

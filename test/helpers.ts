@@ -57,11 +57,10 @@ export interface RunResult {
 export const nodeCommand: string[] = (process.env.FRAGSTAT_TEST_NODE ?? '').split(' ').filter(Boolean);
 if (nodeCommand.length === 0) nodeCommand.push(process.execPath);
 
-/** Runs node with `args` in a child process, optionally with an allocator preloaded. */
-export function runNode(
-  args: string[],
-  options: { preload?: Preload; env?: Record<string, string>; timeoutMs?: number } = {},
-): RunResult {
+type ChildOptions = { preload?: Preload; env?: Record<string, string>; timeoutMs?: number };
+
+/** The environment of a test's child: this one's, less a preload and the test hooks, plus `options`. */
+function childEnv(options: ChildOptions): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env };
   delete env.LD_PRELOAD;
   delete env.FRAGSTAT_TEST_HOOKS;
@@ -79,6 +78,12 @@ export function runNode(
     if (lib === null) throw new Error(`${options.preload} is not installed`);
     env.LD_PRELOAD = lib;
   }
+  return env;
+}
+
+/** Runs node with `args` in a child process, optionally with an allocator preloaded. */
+export function runNode(args: string[], options: ChildOptions = {}): RunResult {
+  const env = childEnv(options);
   const r = spawnSync(nodeCommand[0], [...nodeCommand.slice(1), ...args], {
     cwd: root,
     env,
@@ -93,25 +98,8 @@ export function runNode(
  * runNode without blocking this process: vitest's worker answers its runner meanwhile (a worker
  * blocked for 60 s fails the run with 'Timeout calling "onTaskUpdate"'). For long fixtures.
  */
-export function runNodeAsync(
-  args: string[],
-  options: { preload?: Preload; env?: Record<string, string>; timeoutMs?: number } = {},
-): Promise<RunResult> {
-  const env: Record<string, string | undefined> = { ...process.env };
-  delete env.LD_PRELOAD;
-  delete env.FRAGSTAT_TEST_HOOKS;
-  Object.assign(env, options.env);
-  if (
-    (env.FRAGSTAT_HIDE_SYMBOLS || env.FRAGSTAT_FAIL_SYMBOLS) &&
-    options.env?.FRAGSTAT_TEST_HOOKS === undefined
-  ) {
-    env.FRAGSTAT_TEST_HOOKS = '1';
-  }
-  if (options.preload) {
-    const lib = preloadPath(options.preload);
-    if (lib === null) throw new Error(`${options.preload} is not installed`);
-    env.LD_PRELOAD = lib;
-  }
+export function runNodeAsync(args: string[], options: ChildOptions = {}): Promise<RunResult> {
+  const env = childEnv(options);
   const child = spawn(nodeCommand[0], [...nodeCommand.slice(1), ...args], { cwd: root, env });
   let stdout = '';
   let stderr = '';
