@@ -107,7 +107,8 @@ const partStyle: Record<BreakdownPart, { label: string; color: string }> = {
   other: { label: 'other (unattributed)', color: '#d4a6c8' },
 };
 
-const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/** A finite number. */
+export const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const mib = (b: number | null | undefined, digits = 1) =>
   num(b) ? `${(b / MiB).toFixed(digits)} MiB` : 'n/a';
 

@@ -115,48 +115,25 @@ export function runNodeAsync(args: string[], options: ChildOptions = {}): Promis
   });
 }
 
+type FixtureOptions = ChildOptions & { nodeArgs?: string[]; args?: string[] };
+
+/** node's arguments for a fixture script: --expose-gc unless nodeArgs says otherwise. */
+function fixtureArgs(fixture: string, options: FixtureOptions): string[] {
+  return [
+    ...(options.nodeArgs ?? ['--expose-gc']),
+    path.join(root, 'test/fixtures', fixture),
+    ...(options.args ?? []),
+  ];
+}
+
 /** runFixture without blocking this process (runNodeAsync). */
-export async function runFixtureAsync<T>(
-  fixture: string,
-  options: {
-    preload?: Preload;
-    env?: Record<string, string>;
-    nodeArgs?: string[];
-    args?: string[];
-    timeoutMs?: number;
-  } = {},
-): Promise<T> {
-  const r = await runNodeAsync(
-    [
-      ...(options.nodeArgs ?? ['--expose-gc']),
-      path.join(root, 'test/fixtures', fixture),
-      ...(options.args ?? []),
-    ],
-    options,
-  );
-  return fixtureOutput<T>(fixture, r);
+export async function runFixtureAsync<T>(fixture: string, options: FixtureOptions = {}): Promise<T> {
+  return fixtureOutput<T>(fixture, await runNodeAsync(fixtureArgs(fixture, options), options));
 }
 
 /** Runs a fixture script and parses the JSON it prints. */
-export function runFixture<T>(
-  fixture: string,
-  options: {
-    preload?: Preload;
-    env?: Record<string, string>;
-    nodeArgs?: string[];
-    args?: string[];
-    timeoutMs?: number;
-  } = {},
-): T {
-  const r = runNode(
-    [
-      ...(options.nodeArgs ?? ['--expose-gc']),
-      path.join(root, 'test/fixtures', fixture),
-      ...(options.args ?? []),
-    ],
-    options,
-  );
-  return fixtureOutput<T>(fixture, r);
+export function runFixture<T>(fixture: string, options: FixtureOptions = {}): T {
+  return fixtureOutput<T>(fixture, runNode(fixtureArgs(fixture, options), options));
 }
 
 /** The JSON a fixture printed, or an error with its exit status and output. */

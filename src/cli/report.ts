@@ -3,6 +3,7 @@
 import { accessSync, constants, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import {
+  num,
   renderReport,
   type ReportBreakdown,
   type ReportFinding,
@@ -135,8 +136,6 @@ function withResidentFree(c: ReportCollector): Row {
     ratios: { ...ratios, residentFragmentation: held > 0 ? free / held : null },
   };
 }
-
-const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
 /** The application's own findings, or the doctor's reading of the last sample. */
 function findingsOf(c: ReportCollector): { findings: ReportFinding[] | null; note: string | null } {
