@@ -178,14 +178,13 @@ function readOptions(options: unknown): Options {
   };
 }
 
-/** One slice of the window: its troughs, and the quiet moment (its lowest RSS). */
+/** One slice of the window: its troughs (the lowest RSS, V8 heap and live bytes in it). */
 interface Slice {
   start: number;
   end: number;
   rss: number;
   v8: number | null;
   live: number | null;
-  quiet: VerdictPoint;
   /**
    * Resident free memory at the quietest reading of the slice that has the figure (a monitor
    * reads it every 10 s under glibc), and RSS at that reading.
@@ -217,8 +216,6 @@ function slices(points: VerdictPoint[], first: number, last: number, count: numb
       }
       return m;
     };
-    let quiet = members[0];
-    for (const p of members) if (value(p, rssOf)! < value(quiet, rssOf)!) quiet = p;
     let free: number | null = null;
     let freeRss: number | null = null;
     for (const p of members) {
@@ -232,10 +229,9 @@ function slices(points: VerdictPoint[], first: number, last: number, count: numb
     out.push({
       start,
       end,
-      rss: value(quiet, rssOf)!,
+      rss: lowest(rssOf)!,
       v8: lowest(v8Of),
       live: lowest(liveOf),
-      quiet,
       free,
       freeRss,
     });
