@@ -217,24 +217,47 @@ function bundleDir(): string {
   return path.dirname(path.resolve(process.argv[1] ?? '.'));
 }
 
+/**
+ * The addon in a bundle's prebuilds/: prebuilds/<platform>-<arch>/fragstat.<libc>.node, as
+ * prebuildify names it. A bundle may carry no node-gyp-build (an ES module bundle cannot run its
+ * CommonJS), so this one layout is looked up here.
+ */
+function bundledAddon(dir: string): string {
+  const libc = process.platform === 'linux' && existsSync('/etc/alpine-release') ? 'musl' : 'glibc';
+  const where = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`);
+  for (const name of [`fragstat.${libc}.node`, 'fragstat.node']) {
+    if (existsSync(path.join(where, name))) return path.join(where, name);
+  }
+  throw new Error(
+    `No native build was found for platform=${process.platform} arch=${process.arch} libc=${libc}\n    loaded from: ${dir}`,
+  );
+}
+
 function load(): NativeBinding {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const nodeGypBuild = require('node-gyp-build') as {
-    (dir: string): unknown;
-    resolve(dir: string): string;
-  };
   // Bundled (fragstat's own files are not beside this code): the prebuilds/ copied next to the bundle.
   const bundled = !existsSync(path.join(nativeRoot, 'binding.gyp'));
   try {
-    const dir = bundled ? bundleDir() : nativeRoot;
-    bindingPath = nodeGypBuild.resolve(dir);
-    return nodeGypBuild(dir) as NativeBinding;
+    if (bundled) {
+      bindingPath = bundledAddon(bundleDir());
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return require(bindingPath) as NativeBinding;
+    }
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as {
+      (dir: string): unknown;
+      resolve(dir: string): string;
+    };
+    bindingPath = nodeGypBuild.resolve(nativeRoot);
+    return nodeGypBuild(nativeRoot) as NativeBinding;
   } catch (err) {
     loadError = err as Error;
     const reason = explainLoadError(loadError);
     // A bundle deployed without its addon is a build mistake: say so once, not only in allocator().
     if (bundled) process.emitWarning(reason, { code: 'FRAGSTAT_BUNDLED_WITHOUT_ADDON' });
-    return fallback(reason);
+    // One stand-in per process, as the addon's exports are one per process: the CommonJS and the
+    // ES module builds keep their shared state on it (core.ts, reading.ts).
+    const g = globalThis as { [key: symbol]: NativeBinding | undefined };
+    return (g[Symbol.for(`fragstat.fallback ${nativeRoot}`)] ??= fallback(reason));
   }
 }
 

@@ -143,7 +143,15 @@ class Ring<T> {
  * a failing read never crashes the process). Also an async iterable of samples.
  * Its timer is unref'd: it never keeps the process alive.
  */
+// Marks a Monitor whichever build (CommonJS or ES module) made it, so instanceof holds across them.
+const monitorBrand = Symbol.for('fragstat.Monitor');
+
 export class Monitor extends EventEmitter {
+  /** True for a Monitor from either build of fragstat (CommonJS or ES module) in this process. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== Monitor) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && monitorBrand in value;
+  }
   readonly intervalMs: number;
   readonly detail: boolean;
   readonly maxOverhead: number;
@@ -196,6 +204,7 @@ export class Monitor extends EventEmitter {
 
   constructor(options: MonitorOptions = {}) {
     super();
+    Object.defineProperty(this, monitorBrand, { value: true });
     checkOptions('monitor(options)', options);
     checkKeys('monitor(options)', options, [
       'intervalMs',

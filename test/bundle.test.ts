@@ -1,4 +1,5 @@
-// fragstat inside an esbuild bundle, CommonJS and ESM, as the README's Bundlers section says:
+// fragstat inside an esbuild bundle, CommonJS and ESM (no banner: the ES module build has no
+// CommonJS inside it), as the README's Bundlers section says:
 // with native/prebuilds copied next to the bundle the addon loads; without it fragstat warns at
 // start-up and says what to do; marked external it loads from node_modules.
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -15,8 +16,6 @@ symlinkSync(root, path.join(dir, 'node_modules/fragstat'));
 const print = `console.log(JSON.stringify({ name: f.allocator().name, limitations: f.allocator().limitations }));`;
 writeFileSync(path.join(dir, 'app.cjs'), `const f = require('fragstat');\n${print}`);
 writeFileSync(path.join(dir, 'app.mjs'), `import * as f from 'fragstat';\n${print}`);
-// What the README gives for ES module bundles: a require for the CommonJS code inside.
-const banner = `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);`;
 
 function bundle(format: 'cjs' | 'esm', external: boolean): string {
   const out = path.join(
@@ -31,7 +30,6 @@ function bundle(format: 'cjs' | 'esm', external: boolean): string {
     format,
     outfile: out,
     external: external ? ['fragstat'] : [],
-    banner: format === 'esm' ? { js: banner } : undefined,
     logLevel: 'silent',
   });
   return out;

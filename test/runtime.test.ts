@@ -26,15 +26,37 @@ it('loads the addon for its own architecture, and glibc serves malloc', () => {
   if (process.env.FRAGSTAT_TEST_NODE_ARCH) expect(out.arch).toBe(process.env.FRAGSTAT_TEST_NODE_ARCH);
 });
 
-it('import and require give the same module', () => {
+// Two builds (ES module and CommonJS), one state per process: a trim through one is in the other's
+// log, a monitor started through one serves the other's health reading and passes its instanceof,
+// and both read the same allocator.
+it('import and require share one state', () => {
   const r = runNode([
     '--input-type=module',
     '-e',
     `import * as esm from 'fragstat';
      import { createRequire } from 'node:module';
      const cjs = createRequire(import.meta.url)('fragstat');
-     process.stdout.write(JSON.stringify({ same: esm.snapshot === cjs.snapshot, name: esm.allocator().name }));`,
+     const before = cjs.trimLog().count;
+     await esm.trim();
+     const m = cjs.monitor({ intervalMs: 200 });
+     // The monitor's timer does not hold the process open; this one does until the first sample.
+     const hold = setInterval(() => {}, 1000);
+     await new Promise((resolve) => m.once('sample', resolve));
+     clearInterval(hold);
+     const h = await esm.health({ breakdown: false });
+     m.stop();
+     process.stdout.write(JSON.stringify({
+       trims: cjs.trimLog().count - before,
+       source: h.source,
+       instance: m instanceof esm.Monitor,
+       names: [esm.allocator().name, cjs.allocator().name],
+     }));`,
   ]);
   expect(r.code, r.stderr).toBe(0);
-  expect(JSON.parse(r.stdout)).toEqual({ same: true, name: 'glibc' });
+  expect(JSON.parse(r.stdout)).toEqual({
+    trims: 1,
+    source: 'monitor',
+    instance: true,
+    names: ['glibc', 'glibc'],
+  });
 });
