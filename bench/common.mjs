@@ -17,7 +17,7 @@ export function allocatorEnv(name) {
   const env = { ...process.env };
   delete env.LD_PRELOAD;
   if (name === 'glibc') return env;
-  const lib = require('../dist/libraries.js').findLibrary(name);
+  const lib = require('../dist/read/libraries.js').findLibrary(name);
   if (lib === null) {
     console.error(`${name}: library not found, skipped`);
     return null;

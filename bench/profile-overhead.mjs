@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { driveJsonService, median, require, table } from './common.mjs';
 
-const { findLibrary } = require('../dist/libraries');
+const { findLibrary } = require('../dist/read/libraries');
 const RUNS = Number(process.env.RUNS || 5);
 const DURATION = Number(process.env.DURATION || 8);
 const CONNECTIONS = Number(process.env.CONNECTIONS || 32);

@@ -2,8 +2,8 @@
  * fragstat: see and release native heap fragmentation in Node.js on Linux.
  * @packageDocumentation
  */
-export { allocator, snapshot, snapshotAsync, trim, trimSync, trimLog, type TrimLog } from './core';
-export type * from './types';
+export { allocator, snapshot, snapshotAsync, trim, trimSync, trimLog, type TrimLog } from './read/core';
+export type * from './base/types';
 export {
   breakdown,
   breakdownAsync,
@@ -11,8 +11,8 @@ export {
   type Breakdown,
   type BreakdownParts,
   type BreakdownPart,
-} from './breakdown';
-export { readAnonymousRss as anonymousRssBytes } from './smaps';
+} from './read/breakdown';
+export { readAnonymousRss as anonymousRssBytes } from './read/smaps';
 export {
   verdict,
   verdictDefaults,
@@ -22,8 +22,8 @@ export {
   type VerdictEvidence,
   type VerdictOptions,
   type VerdictPoint,
-} from './verdict';
-export type { AutoTrimOptions } from './policy';
+} from './diagnose/verdict';
+export type { AutoTrimOptions } from './cure/policy';
 export {
   monitor,
   Monitor,
@@ -31,7 +31,7 @@ export {
   type Sample,
   type Budget,
   type MonitorStats,
-} from './monitor';
+} from './monitor/monitor';
 export {
   doctor,
   doctorThresholds,
@@ -39,22 +39,22 @@ export {
   type Finding,
   type Severity,
   type DoctorOptions,
-} from './doctor';
+} from './diagnose/doctor';
 export {
   health,
   healthHandler,
   type HealthReport,
   type HealthOptions,
   type HealthHandlerOptions,
-} from './health';
-export { toLogFields, type LogFields, type LogExtras } from './logs';
+} from './export/health';
+export { toLogFields, type LogFields, type LogExtras } from './export/logs';
 export {
   registerPrometheus,
   type PrometheusOptions,
   type PrometheusRegistration,
   type PromRegistry,
-} from './prometheus';
-export { registerOpenTelemetry, type OpenTelemetryOptions, type OtelMeter } from './opentelemetry';
+} from './export/prometheus';
+export { registerOpenTelemetry, type OpenTelemetryOptions, type OtelMeter } from './export/opentelemetry';
 export {
   tunables,
   tune,
@@ -64,9 +64,14 @@ export {
   type TuneOptions,
   type TuneChange,
   type TuneResult,
-} from './tunables';
-export { cgroupMemory, type CgroupMemory, type CgroupMemoryOptions, type PressureFigures } from './cgroup';
-export { trimOnSignal, type TrimOnSignalOptions } from './signal';
+} from './cure/tunables';
+export {
+  cgroupMemory,
+  type CgroupMemory,
+  type CgroupMemoryOptions,
+  type PressureFigures,
+} from './read/cgroup';
+export { trimOnSignal, type TrimOnSignalOptions } from './cure/signal';
 export {
   heapProfile,
   heapProfilerStatus,
@@ -77,4 +82,4 @@ export {
   type HeapProfileOptions,
   type HeapProfilerStatus,
   type TopEntry,
-} from './profile';
+} from './profile/profile';

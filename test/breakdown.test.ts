@@ -4,8 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { AllocatorInfo, Breakdown, Snapshot, TrimResult } from '../src';
-import { parseSmaps } from '../src/smaps';
-import { composeBreakdown } from '../src/breakdown';
+import { parseSmaps } from '../src/read/smaps';
+import { composeBreakdown } from '../src/read/breakdown';
 import { havePreload, MiB, runFixtureAsync, type Preload } from './helpers';
 
 interface Step {

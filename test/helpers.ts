@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { findLibrary, libraries, type Preloadable } from '../src/libraries';
+import { findLibrary, libraries, type Preloadable } from '../src/read/libraries';
 
 export const root = path.join(__dirname, '..');
 export const MiB = 1024 * 1024;

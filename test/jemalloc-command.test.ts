@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { jemallocCommandFor } from '../src/libraries';
+import { jemallocCommandFor } from '../src/read/libraries';
 import { havePreload, root } from './helpers';
 
 const secret = 'S3cr3tPw';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as fragstat from '..';
 import type { MonitorStats, Tunable } from '..';
-import { limitScale, readTrimOptions, TrimPolicy, type PolicySample } from '../src/policy';
+import { limitScale, readTrimOptions, TrimPolicy, type PolicySample } from '../src/cure/policy';
 import { MiB, runFixture } from './helpers';
 
 const policy = (o: object = {}) => new TrimPolicy(readTrimOptions(o)!);

@@ -265,8 +265,8 @@ describe('heap_v2 parsing and unsampling', () => {
   ].join('\n');
 
   it('reads the period, each stack and the maps', async () => {
-    const { parseHeapV2 } = await import('../src/profile-heap');
-    const { parseMaps } = await import('../src/profile-symbols');
+    const { parseHeapV2 } = await import('../src/profile/profile-heap');
+    const { parseMaps } = await import('../src/profile/profile-symbols');
     const d = parseHeapV2(text);
     expect(d.samplePeriodBytes).toBe(524288);
     expect(d.stacks).toEqual([
@@ -280,7 +280,7 @@ describe('heap_v2 parsing and unsampling', () => {
   });
 
   it("scales by jeprof's 1 / (1 - exp(-mean size / period))", async () => {
-    const { unsampleFactor } = await import('../src/profile-heap');
+    const { unsampleFactor } = await import('../src/profile/profile-heap');
     // Objects the size of the period are sampled with probability 1 - 1/e.
     expect(unsampleFactor(1, 524288, 524288)).toBeCloseTo(1 / (1 - Math.exp(-1)), 12);
     // 64-byte objects at 512 KiB: about 8193 bytes stand behind each sampled one.

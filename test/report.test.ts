@@ -7,7 +7,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fragstat from '..';
-import { renderReport, type ReportSample } from '../src/report';
+import { renderReport, type ReportSample } from '../src/report/report';
 import { MiB, root } from './helpers';
 
 const bin = path.join(root, 'bin/fragstat.js');

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { machine, median, MiB, require, sleep, table } from '../common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const { findLibrary } = require('../dist/libraries.js');
+const { findLibrary } = require('../dist/read/libraries.js');
 const WebSocket = require('ws');
 
 const DURATION = Number(process.env.DURATION || 36);

@@ -3,7 +3,7 @@
 // application made, and the doctor's findings. Each is one JSON line on the CLI's pipe.
 import * as path from 'node:path';
 import { getHeapStatistics } from 'node:v8';
-import type { Monitor } from '../monitor';
+import type { Monitor } from '../monitor/monitor';
 import { hookSignals } from './hook-signals';
 
 type Fragstat = typeof import('../index');

@@ -17,7 +17,7 @@ import { constants } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { findLibrary, libraries, type Preloadable } from '../libraries';
+import { findLibrary, libraries, type Preloadable } from '../read/libraries';
 import { commandOf, parentOf, watchAncestry } from './hook-signals';
 import { renderSvg, type Marker, type Series } from './plot';
 import {
@@ -31,7 +31,7 @@ import {
   runReport,
   verdictOf,
 } from './report';
-import type { ReportVerdict } from '../report';
+import type { ReportVerdict } from '../report/report';
 import { profileCommand, ProfileUsageError, startProfile, type ProfileSession } from './profile';
 
 export const usage = `Usage:

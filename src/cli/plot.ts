@@ -1,5 +1,5 @@
 // A dependency-free SVG line chart: enough for memory over time, one line per series.
-import { esc, maxOf, tickDecimals, ticks } from '../chart';
+import { esc, maxOf, tickDecimals, ticks } from '../report/chart';
 
 export { ticks };
 

@@ -3,7 +3,7 @@
 import { watch, type FSWatcher, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { decodePprof, formatTop, readPprof, topTable } from '../profile-pprof';
+import { decodePprof, formatTop, readPprof, topTable } from '../profile/profile-pprof';
 
 export class ProfileUsageError extends Error {}
 
@@ -94,7 +94,7 @@ export class ProfileSession {
     this.converted = mtime;
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { heapProfileFromDump } = require('../profile') as typeof import('../profile');
+      const { heapProfileFromDump } = require('../profile/profile') as typeof import('../profile/profile');
       const p = await heapProfileFromDump(readFileSync(this.dumpFile, 'utf8'), {
         top: 10,
         perfMap: this.perfMap ?? undefined,

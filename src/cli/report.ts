@@ -11,7 +11,7 @@ import {
   type ReportSample,
   type ReportTrim,
   type ReportVerdict,
-} from '../report';
+} from '../report/report';
 
 /** A failure of the report's file or input, printed without the usage text. */
 export class ReportError extends Error {}

@@ -9,7 +9,7 @@
 // them once, with free memory, not live memory, making up the difference. Memory held free is also
 // judged by state: when the allocator's resident free memory is a large share of RSS at the
 // latest quiet moment, that is fragmentation even when RSS is flat.
-import { checkKeys, checkNumber, checkOptions, describe } from './validate';
+import { checkKeys, checkNumber, checkOptions, describe } from '../base/validate';
 
 /** One reading in the series a verdict is drawn from (a monitor Sample or a Breakdown both fit). */
 export interface VerdictPoint {

@@ -1,8 +1,8 @@
 // The core API: allocator detection, snapshots and trims. Everything else builds on these.
-import { binding, loadError, Slot, TrimSlot, type NativeDetail } from './binding';
+import { binding, loadError, Slot, TrimSlot, type NativeDetail } from '../binding';
 import { glibcResidentFree, readSmaps, readSmapsAsync, type Smaps } from './smaps';
-import { checkBoolean, checkKeys, checkOptions, describe } from './validate';
-import type { AllocatorInfo, AllocatorName, Snapshot, SnapshotOptions, TrimResult } from './types';
+import { checkBoolean, checkKeys, checkOptions, describe } from '../base/validate';
+import type { AllocatorInfo, AllocatorName, Snapshot, SnapshotOptions, TrimResult } from '../base/types';
 
 const info = binding.allocator();
 const rawFields = info.rawFields.slice();

@@ -1,9 +1,9 @@
 // When to trim automatically: the gates a monitor's auto-trim applies to each sample, and what it
 // learns from each trim. Plain state and arithmetic over samples; the monitor does the I/O.
 import * as os from 'node:os';
-import { checkCgroupOptions, type CgroupMemoryOptions } from './cgroup';
-import type { Snapshot, TrimResult } from './types';
-import { checkBoolean, checkKeys, checkNumber, describe } from './validate';
+import { checkCgroupOptions, type CgroupMemoryOptions } from '../read/cgroup';
+import type { Snapshot, TrimResult } from '../base/types';
+import { checkBoolean, checkKeys, checkNumber, describe } from '../base/validate';
 
 /**
  * The trim policy. A trim runs after a sample when every condition holds; samples come on the

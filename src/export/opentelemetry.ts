@@ -1,11 +1,11 @@
 // OpenTelemetry metrics through @opentelemetry/api (a peer dependency): observable instruments
 // read together, off the JS thread, once per collection.
-import { allocator, trimLog } from './core';
-import { figures, probeFigures } from './figures';
-import { monitorVerdict, sharedBreakdown, sharedReading } from './reading';
-import { verdictKinds } from './verdict';
-import type { Snapshot } from './types';
-import { checkBoolean, checkKeys, checkOptions, describe } from './validate';
+import { allocator, trimLog } from '../read/core';
+import { figures, probeFigures } from '../read/figures';
+import { monitorVerdict, sharedBreakdown, sharedReading } from '../monitor/reading';
+import { verdictKinds } from '../diagnose/verdict';
+import type { Snapshot } from '../base/types';
+import { checkBoolean, checkKeys, checkOptions, describe } from '../base/validate';
 
 /** The part of an @opentelemetry/api Meter this module uses. */
 export interface OtelMeter {

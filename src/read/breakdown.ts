@@ -1,7 +1,7 @@
 // Where the resident memory of the process goes: RSS split into parts that add up to it, from
 // /proc/self/smaps, the allocator's own figures and V8's heap statistics.
 import { getHeapStatistics } from 'node:v8';
-import { binding } from './binding';
+import { binding } from '../binding';
 import { snapshot, snapshotAsync } from './core';
 import {
   findGlibcMemory,
@@ -11,8 +11,8 @@ import {
   readSmapsAsync,
   type Smaps,
 } from './smaps';
-import type { AllocatorName, Snapshot } from './types';
-import { checkKeys, checkOptions } from './validate';
+import type { AllocatorName, Snapshot } from '../base/types';
+import { checkKeys, checkOptions } from '../base/validate';
 
 /** The resident memory of the process by owner, in bytes. The parts add up to Breakdown.rssBytes. */
 export interface BreakdownParts {

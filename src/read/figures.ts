@@ -1,7 +1,7 @@
 // The figures of a snapshot that metrics exporters publish, defined once: Prometheus and
 // OpenTelemetry differ only in how they spell names and units.
 import { snapshot } from './core';
-import type { Snapshot } from './types';
+import type { Snapshot } from '../base/types';
 
 /**
  * One snapshot that tells an exporter which figures the running allocator (with or without

@@ -2,9 +2,9 @@
 // does for the JVM). Never installed unless the application asks for it.
 import { constants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import { trim } from './core';
-import { checkKeys, checkOptions, describe } from './validate';
-import type { TrimResult } from './types';
+import { trim } from '../read/core';
+import { checkKeys, checkOptions, describe } from '../base/validate';
+import type { TrimResult } from '../base/types';
 
 export interface TrimOnSignalOptions {
   /** The signal to trim on. Default 'SIGUSR2'. */

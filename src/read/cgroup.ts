@@ -2,7 +2,7 @@
 // filesystem. A low room with no N-API: plain file reads, importable by any floor above.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { checkKeys, checkOptions, describe } from './validate';
+import { checkKeys, checkOptions, describe } from '../base/validate';
 
 export interface CgroupMemoryOptions {
   /** The cgroup2 mount to read instead of the one /proc/self/mountinfo names (a fake tree in tests). */

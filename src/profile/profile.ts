@@ -3,15 +3,15 @@
 // (profile-heap: the dump's text; profile-symbols: maps and ELF; profile-pprof: the output).
 import { readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { binding, bindingPath } from './binding';
-import { allocator } from './core';
-import { findLibrary, libraries } from './libraries';
+import { binding, bindingPath } from '../binding';
+import { allocator } from '../read/core';
+import { findLibrary, libraries } from '../read/libraries';
 import { parseHeapV2, unsampleFactor } from './profile-heap';
 import { buildPprof, decodePprof, readPprof, topTable, type StackValue } from './profile-pprof';
 import type { TopEntry } from './profile-heap';
 import { parseMaps, Symbolizer, type Frame } from './profile-symbols';
-import { checkKeys, checkNumber, checkOptions, describe } from './validate';
-import type { AllocatorName } from './types';
+import { checkKeys, checkNumber, checkOptions, describe } from '../base/validate';
+import type { AllocatorName } from '../base/types';
 
 export type { TopEntry } from './profile-heap';
 

@@ -1,15 +1,14 @@
 // Findings a person can act on, from a snapshot (and, optionally, a monitor's history).
 import { getHeapStatistics } from 'node:v8';
-import { allocator, snapshot } from './core';
-import { formatBytes } from './format';
-import { jemallocCommand } from './libraries';
-import { readAnonymousRss } from './smaps';
-import { tunables, type Tunable, type Tunables } from './tunables';
+import { allocator, snapshot } from '../read/core';
+import { formatBytes } from '../base/format';
+import { jemallocCommand } from '../read/libraries';
+import { readAnonymousRss } from '../read/smaps';
+import { tunables, type Tunable, type Tunables } from '../cure/tunables';
 
 export { jemallocCommand };
-import type { Snapshot } from './types';
-import type { MonitorStats } from './monitor';
-import { checkKeys, checkNumber, checkOptions, checkSnapshot, describe } from './validate';
+import type { Snapshot } from '../base/types';
+import { checkKeys, checkNumber, checkOptions, checkSnapshot, describe } from '../base/validate';
 
 export type Severity = 'info' | 'warn' | 'critical';
 
@@ -32,9 +31,15 @@ export interface Finding {
   numbers: Record<string, number>;
 }
 
+/** What the doctor reads of a monitor's stats (monitor.stats() gives it). */
+export interface DoctorStats {
+  /** Highest RSS the monitor has seen, bytes. */
+  peakRssBytes: number | null;
+}
+
 export interface DoctorOptions {
   /** Peaks from a running monitor (monitor.stats()), for the peak rule. */
-  stats?: MonitorStats;
+  stats?: DoctorStats;
   /**
    * V8's physical heap size, bytes, subtracted from RSS before comparing it with malloc's live
    * bytes (JS objects live in V8's own pages, not in malloc). Default: v8.getHeapStatistics().
@@ -71,7 +76,7 @@ export const doctorThresholds = {
 const pct = (r: number) => `${(r * 100).toFixed(0)}%`;
 
 /** options.stats: undefined, or an object whose peakRssBytes is a number or null (monitor.stats()). */
-function checkStats(value: unknown): Pick<MonitorStats, 'peakRssBytes'> | undefined {
+function checkStats(value: unknown): DoctorStats | undefined {
   if (value === undefined) return undefined;
   const peak = (value as { peakRssBytes?: unknown } | null)?.peakRssBytes;
   if (
@@ -84,7 +89,7 @@ function checkStats(value: unknown): Pick<MonitorStats, 'peakRssBytes'> | undefi
         (value !== null && typeof value === 'object' ? ` with peakRssBytes ${describe(peak)}` : ''),
     );
   }
-  return value as Pick<MonitorStats, 'peakRssBytes'>;
+  return value as DoctorStats;
 }
 
 /**

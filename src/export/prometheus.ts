@@ -1,11 +1,11 @@
 // Prometheus metrics through prom-client (a peer dependency): gauges read on scrape, off the JS
 // thread, one snapshot shared by every metric of a scrape.
-import { allocator, trimLog } from './core';
-import { figures, probeFigures } from './figures';
-import { monitorVerdict, sharedBreakdown, sharedReading, type SharedReading } from './reading';
-import type { Snapshot } from './types';
-import { verdictKinds } from './verdict';
-import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
+import { allocator, trimLog } from '../read/core';
+import { figures, probeFigures } from '../read/figures';
+import { monitorVerdict, sharedBreakdown, sharedReading, type SharedReading } from '../monitor/reading';
+import type { Snapshot } from '../base/types';
+import { verdictKinds } from '../diagnose/verdict';
+import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from '../base/validate';
 
 /** The part of a prom-client Registry this module uses. */
 export interface PromRegistry {

@@ -1,22 +1,22 @@
 // Periodic sampling with a bounded overhead, a short history, and an optional trim policy.
 import { EventEmitter } from 'node:events';
 import { getHeapStatistics } from 'node:v8';
-import { allocator, snapshotAsync, trim } from './core';
-import { jemallocCommand } from './libraries';
-import { watchActivity, type StopWatching } from './activity';
-import { cgroupMemory } from './cgroup';
+import { allocator, snapshotAsync, trim } from '../read/core';
+import { jemallocCommand } from '../read/libraries';
+import { watchActivity, type StopWatching } from '../read/activity';
+import { cgroupMemory } from '../read/cgroup';
 import {
   readTrimOptions,
   TrimPolicy,
   type AutoTrimOptions,
   type PolicySample,
   type TrimReason,
-} from './policy';
-import { tune, tunables } from './tunables';
+} from '../cure/policy';
+import { tune, tunables } from '../cure/tunables';
 import { attachMonitor, type ReadingSourceHandle } from './reading';
-import { verdict, type Verdict, type VerdictOptions } from './verdict';
-import type { Snapshot, TrimResult } from './types';
-import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
+import { verdict, type Verdict, type VerdictOptions } from '../diagnose/verdict';
+import type { Snapshot, TrimResult } from '../base/types';
+import { checkBoolean, checkKeys, checkNumber, checkOptions } from '../base/validate';
 
 /** Options of monitor(). */
 export interface MonitorOptions {

@@ -5,13 +5,13 @@
 // one, a reading is taken at most once per interval, an interval that stretches with the cost of
 // the last walk (as a monitor's overhead budget does), and requests in between get the cached
 // reading with its age.
-import { binding } from './binding';
+import { binding } from '../binding';
 import { getHeapStatistics } from 'node:v8';
-import { composeBreakdown, statmRss, type Breakdown } from './breakdown';
-import { snapshotAsync } from './core';
-import { readSmapsAsync } from './smaps';
-import type { Snapshot } from './types';
-import type { Verdict } from './verdict';
+import { composeBreakdown, statmRss, type Breakdown } from '../read/breakdown';
+import { snapshotAsync } from '../read/core';
+import { readSmapsAsync } from '../read/smaps';
+import type { Snapshot } from '../base/types';
+import type { Verdict } from '../diagnose/verdict';
 
 /** Where a served reading came from. */
 export type ReadingSource = 'monitor' | 'cache' | 'fresh';

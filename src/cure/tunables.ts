@@ -1,9 +1,9 @@
 // The allocator settings in effect, and run-time changes to the few that can change. A low room:
 // it reads the addon and the environment, and imports nothing from monitor, doctor or health.
 import * as os from 'node:os';
-import { binding } from './binding';
-import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
-import type { AllocatorName } from './types';
+import { binding } from '../binding';
+import { checkBoolean, checkKeys, checkNumber, checkOptions } from '../base/validate';
+import type { AllocatorName } from '../base/types';
 
 /**
  * Where a value comes from: `env` (an environment variable the allocator read at start),

@@ -1,19 +1,19 @@
 // A compact, JSON-safe summary for a health endpoint, and a ready HTTP handler.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { trim, trimLog } from './core';
-import { doctor, type Finding, type Severity } from './doctor';
-import { readAnonymousRss } from './smaps';
-import type { BreakdownParts } from './breakdown';
+import { trim, trimLog } from '../read/core';
+import { doctor, type Finding, type Severity } from '../diagnose/doctor';
+import { readAnonymousRss } from '../read/smaps';
+import type { BreakdownParts } from '../read/breakdown';
 import {
   monitorVerdict,
   sharedBreakdown,
   sharedReading,
   type ReadingSource,
   type SharedReading,
-} from './reading';
-import type { Verdict } from './verdict';
-import type { Snapshot, TrimResult } from './types';
-import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
+} from '../monitor/reading';
+import type { Verdict } from '../diagnose/verdict';
+import type { Snapshot, TrimResult } from '../base/types';
+import { checkBoolean, checkKeys, checkNumber, checkOptions } from '../base/validate';
 
 /** The snapshot's own figures, as the snapshot documents them. */
 type HealthFigures = Pick<

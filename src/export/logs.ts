@@ -1,10 +1,10 @@
 // A flat, log-friendly view of a snapshot: plain keys and numbers that pino, winston or any JSON
 // logger print well, plus one human-readable line.
-import type { Breakdown, BreakdownParts } from './breakdown';
-import { formatBytes } from './format';
-import type { Snapshot } from './types';
-import { checkKeys, checkOptions, checkSnapshot, describe } from './validate';
-import type { Verdict } from './verdict';
+import type { Breakdown, BreakdownParts } from '../read/breakdown';
+import { formatBytes } from '../base/format';
+import type { Snapshot } from '../base/types';
+import { checkKeys, checkOptions, checkSnapshot, describe } from '../base/validate';
+import type { Verdict } from '../diagnose/verdict';
 
 /** The snapshot's own figures, as the snapshot documents them. */
 type LoggedFigures = Pick<
