@@ -12,7 +12,11 @@ export {
   type BreakdownParts,
   type BreakdownPart,
 } from './read/breakdown';
-export { readAnonymousRss as anonymousRssBytes } from './read/smaps';
+export {
+  readAnonymousRss as anonymousRssBytes,
+  type Smaps,
+  type Mapping as SmapsMapping,
+} from './read/smaps';
 export {
   verdict,
   verdictDefaults,
@@ -22,8 +26,9 @@ export {
   type VerdictEvidence,
   type VerdictOptions,
   type VerdictPoint,
+  type VerdictConfidence,
 } from './diagnose/verdict';
-export type { AutoTrimOptions } from './cure/policy';
+export type { AutoTrimOptions, TrimReason } from './cure/policy';
 export {
   monitor,
   Monitor,
@@ -31,6 +36,7 @@ export {
   type Sample,
   type Budget,
   type MonitorStats,
+  type IntervalReason,
 } from './monitor/monitor';
 export {
   doctor,
@@ -39,6 +45,7 @@ export {
   type Finding,
   type Severity,
   type DoctorOptions,
+  type DoctorStats,
 } from './diagnose/doctor';
 export {
   health,
@@ -47,6 +54,7 @@ export {
   type HealthOptions,
   type HealthHandlerOptions,
 } from './export/health';
+export type { ReadingSource } from './monitor/reading';
 export { toLogFields, type LogFields, type LogExtras } from './export/logs';
 export {
   registerPrometheus,
