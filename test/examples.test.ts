@@ -1,5 +1,5 @@
-// Every example in examples/ runs as written (servers on loopback), and the README shows each
-// one verbatim, so the README's examples are the ones tested here.
+// Every example in examples/ runs as written (servers on loopback), and the README or a docs/ page
+// shows each one verbatim, so the documented examples are the ones tested here.
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -43,12 +43,19 @@ async function withServer(
 }
 
 describe('examples', () => {
-  it('the README shows every example verbatim', () => {
-    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  it('the README or a docs/ page shows every example verbatim', () => {
+    const readme = [
+      'README.md',
+      ...readdirSync(path.join(root, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+    ]
+      .map((f) => readFileSync(path.join(root, f), 'utf8'))
+      .join('\n');
     for (const f of readdirSync(examples, { withFileTypes: true })
       .filter((e) => e.isFile())
       .map((e) => e.name)) {
-      expect(readme, `README lacks examples/${f}`).toContain(
+      expect(readme, `no page shows examples/${f}`).toContain(
         readFileSync(path.join(examples, f), 'utf8').trim(),
       );
     }
