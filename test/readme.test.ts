@@ -118,7 +118,9 @@ describe('relative links', () => {
     expect(slug('The fast path: `fragstat run --report`')).toBe('the-fast-path-fragstat-run---report');
   });
 
-  for (const [page, text] of texts) {
+  // docs/api/ is typedoc's output, checked against the code by api-docs.test.ts; links into it from
+  // the pages written by hand are checked here like any other.
+  for (const [page, text] of [...texts].filter(([p]) => !p.startsWith('docs/api/'))) {
     it(`${page}: every relative link reaches an existing file and heading`, () => {
       const broken: string[] = [];
       for (const [, target] of withoutCode(text).matchAll(/\]\(([^)\s]+)(?: "[^"]*")?\)/g)) {
