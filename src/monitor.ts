@@ -521,8 +521,8 @@ export class Monitor extends EventEmitter {
     }
   }
 
-  // The cgroup limit the policy weighs (memory.high, else memory.max), read only when a trim could
-  // follow (cgroupMemory() reads about eight files).
+  // The cgroup limit the policy weighs (memory.high, else the hard limit; v1 or v2), read only when
+  // a trim could follow (cgroupMemory() reads about eight files).
   private cgroupLimit(): PolicySample['limit'] {
     const where = this.policy?.options.cgroup;
     if (!where) return null;
