@@ -253,6 +253,36 @@ class GlibcBackend final : public Backend {
   // so a first trim after an arena appears only notes it. NaN (null in JS) where a call the step
   // needs is refused (a seccomp filter returning EPERM, for one), not 0.
   bool ReleasesBeyondTrim() const override { return arena_tops_; }
+
+  // malloc_info into one buffer of `max_bytes`, allocated before the walk (which then allocates
+  // nothing): text beyond the buffer is dropped, and the report says it was cut.
+  Status StatsText(size_t max_bytes, std::string& text, std::string& format, bool& truncated) override {
+    truncated = false;
+    if (malloc_info_ == nullptr || max_bytes < 2) return Status();
+    text.assign(max_bytes, '\0');
+    FILE* fp = fmemopen(&text[0], max_bytes, "w");
+    if (fp == nullptr) {
+      text.clear();
+      return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
+                           std::string("fmemopen failed: ") + std::strerror(errno));
+    }
+    setvbuf(fp, nullptr, _IONBF, 0);
+    const int rc = malloc_info_(0, fp);
+    const int saved = errno;
+    const long written = std::ftell(fp);
+    std::fclose(fp);
+    if (rc != 0) {
+      text.clear();
+      return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
+                           std::string("malloc_info failed: ") + std::strerror(saved));
+    }
+    const size_t n = written > 0 ? static_cast<size_t>(written) : 0;
+    // fmemopen keeps the last byte for a terminating NUL: a full buffer means the text was cut.
+    truncated = n >= max_bytes - 1;
+    text.resize(n < max_bytes ? n : max_bytes - 1);
+    format = "malloc_info";
+    return Status();
+  }
   double ReleaseBeyondTrim() override {
     if (!arena_tops_) return NAN;
     return ReleaseArenaTops(version_(), kTopPad);
