@@ -66,6 +66,13 @@ export {
   type TuneResult,
 } from './tunables';
 export { cgroupMemory, type CgroupMemory, type CgroupMemoryOptions, type PressureFigures } from './cgroup';
+export {
+  captureMaxBytes,
+  type CaptureOptions,
+  type CaptureInfo,
+  type CaptureManifest,
+  type CaptureReason,
+} from './capture';
 export { trimOnSignal, type TrimOnSignalOptions } from './signal';
 export {
   heapProfile,
