@@ -230,12 +230,13 @@ describe.runIf(noCgroupReason === null)('a real memory cgroup (as root)', () => 
       const end = await c.exited;
       // Killed by the kernel: SIGKILL, counted by the cgroup's OOM killer.
       expect(end.signal, end.stderr).toBe('SIGKILL');
-      const oomKills = /oom_kill (\d+)/.exec(readFileSync(path.join(cg.dir, 'memory.oom_control'), 'utf8'));
-      const events =
-        oomKills ?? /oom_kill (\d+)/.exec(readFileSync(path.join(cg.dir, 'memory.events'), 'utf8'));
-      if (events) expect(Number(events[1])).toBeGreaterThanOrEqual(1);
+      // v1 counts it in memory.oom_control (kernel 4.13+), v2 in memory.events.
+      const file = path.join(cg.dir, cg.version === 1 ? 'memory.oom_control' : 'memory.events');
+      const oomKills = /^oom_kill (\d+)$/m.exec(readFileSync(file, 'utf8'));
+      if (cg.version === 2) expect(oomKills).not.toBeNull();
+      if (oomKills) expect(Number(oomKills[1])).toBeGreaterThanOrEqual(1);
       // It captured with less than 10% of the limit left, and grew on after it.
-      expect(capturing.allocatedMiB).toBeGreaterThan(200);
+      expect(capturing.allocatedMiB * MiB).toBeGreaterThan(0.75 * limit);
       expect(info.reason).toBe('cgroup');
       const b = checkBundle(info.dir);
       const trigger = JSON.parse(b.texts['trigger.json']) as {
