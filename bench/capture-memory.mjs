@@ -17,7 +17,8 @@ const status = (key) =>
   Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
 
 async function child(historySize) {
-  const { Capture, readCaptureOptions } = require('../dist/capture.js');
+  const { Capture } = require('../dist/capture.js');
+  const { readCaptureOptions } = require('../dist/capture-episode.js');
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'fragstat-capture-bench-'));
   try {
     // A fake cgroup at 95% of its limit: the first sample captures.

@@ -66,13 +66,8 @@ export {
   type TuneResult,
 } from './tunables';
 export { cgroupMemory, type CgroupMemory, type CgroupMemoryOptions, type PressureFigures } from './cgroup';
-export {
-  captureMaxBytes,
-  type CaptureOptions,
-  type CaptureInfo,
-  type CaptureManifest,
-  type CaptureReason,
-} from './capture';
+export { captureMaxBytes, type CaptureInfo, type CaptureManifest } from './capture';
+export type { CaptureOptions, CaptureReason } from './capture-episode';
 export { trimOnSignal, type TrimOnSignalOptions } from './signal';
 export {
   heapProfile,

@@ -5,7 +5,8 @@ import { allocator, snapshotAsync, trim } from './core';
 import { jemallocCommand } from './libraries';
 import { watchActivity, type StopWatching } from './activity';
 import { cgroupMemory } from './cgroup';
-import { Capture, readCaptureOptions, type CaptureOptions } from './capture';
+import { Capture } from './capture';
+import { readCaptureOptions, type CaptureOptions } from './capture-episode';
 import {
   readTrimOptions,
   TrimPolicy,
