@@ -216,6 +216,39 @@ describe('a monitor under a fake cgroup tree', () => {
   });
 });
 
+describe.runIf(havePreload('jemalloc'))('a bundle under jemalloc with its profiler on', () => {
+  it("carries jemalloc's statistics and a heap profile", async () => {
+    const cg = path.join(tmp, 'fake-cgroup-jemalloc');
+    mkdirSync(cg, { recursive: true });
+    writeFileSync(path.join(cg, 'cgroup.controllers'), 'memory\n');
+    writeFileSync(path.join(cg, 'memory.max'), `${100 * MiB}\n`);
+    writeFileSync(path.join(cg, 'memory.stat'), `anon ${95 * MiB}\n`);
+    const dir = path.join(tmp, 'jemalloc-bundles');
+    const r = await runNodeAsync(
+      [
+        '-e',
+        `const fragstat = require(${JSON.stringify(root)});
+         const m = fragstat.monitor({ intervalMs: 20, maxOverhead: 0.1,
+           capture: { dir: ${JSON.stringify(dir)}, cgroup: { root: ${JSON.stringify(cg)}, path: '/' } } });
+         m.on('error', (e) => { console.error(e); process.exit(1); });
+         // The monitor's timer is unref'd: this keeps the process until the bundle is written.
+         const alive = setInterval(() => {}, 100);
+         m.on('capture', (info) => { clearInterval(alive); m.stop(); console.log(JSON.stringify(info)); });
+         setTimeout(() => { console.error('no capture within 20 s'); process.exit(1); }, 20000).unref();`,
+      ],
+      { preload: 'jemalloc', env: { MALLOC_CONF: 'prof:true,prof_active:true,lg_prof_sample:12' } },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const info = JSON.parse(r.stdout) as CaptureInfo;
+    const b = checkBundle(info.dir);
+    const byName = Object.fromEntries(b.manifest!.files.map((f) => [f.name, f.format]));
+    expect(byName['jemalloc-stats.txt']).toBe('jemalloc_stats');
+    expect(byName['jemalloc-heap.prof']).toBe('heap_v2');
+    expect(b.texts['jemalloc-heap.prof']).toMatch(/^heap_v2\/4096\n/);
+    expect(b.manifest!.omitted).toEqual([]);
+  });
+});
+
 describe.runIf(noCgroupReason === null)('a real memory cgroup (as root)', () => {
   it('writes a complete bundle before the kernel OOM-kills a process growing native memory', async () => {
     const limit = 256 * MiB;
