@@ -275,6 +275,41 @@ class ProfileDumpWorker final : public Napi::AsyncWorker {
   DumpResult result_;
 };
 
+class StatsTextWorker final : public Napi::AsyncWorker {
+ public:
+  StatsTextWorker(Napi::Env env, size_t max_bytes)
+      : Napi::AsyncWorker(env, "fragstat.statsText"), deferred_(env), max_bytes_(max_bytes) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override { status_ = CurrentBackend().StatsText(max_bytes_, text_, format_, truncated_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!status_.ok()) {
+      deferred_.Reject(CodedError(env, status_).Value());
+      return;
+    }
+    if (format_.empty()) {
+      deferred_.Resolve(env.Null());
+      return;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("format", Napi::String::New(env, format_));
+    o.Set("text", Napi::String::New(env, text_));
+    o.Set("truncated", truncated_);
+    std::string().swap(text_);
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  size_t max_bytes_;
+  Status status_;
+  std::string text_;
+  std::string format_;
+  bool truncated_ = false;
+};
+
 class FragstatAddon final : public Napi::Addon<FragstatAddon> {
  public:
   FragstatAddon(Napi::Env env, Napi::Object exports) {
@@ -299,6 +334,7 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("profileDumpSync", &FragstatAddon::ProfileDumpSync),
                              InstanceMethod("profileSetJsFrames", &FragstatAddon::ProfileSetJsFrames),
                              InstanceMethod("demangle", &FragstatAddon::DemangleJs),
+                             InstanceMethod("statsText", &FragstatAddon::StatsText),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
                          });
@@ -379,6 +415,18 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
   Napi::Value Trim(const Napi::CallbackInfo& info) {
     TargetArray(info[0], kTrimSlots);
     auto* w = new TrimWorker(info.Env(), info[0].As<Napi::Float64Array>(), BeginTrim(CurrentBackend()));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  // The allocator's statistics report, on a pool thread; at most info[0] bytes of it.
+  Napi::Value StatsText(const Napi::CallbackInfo& info) {
+    const double max = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+    if (!(max >= 2 && max <= 1024.0 * 1024 * 1024)) {
+      throw Napi::RangeError::New(info.Env(), "statsText: maxBytes out of range");
+    }
+    auto* w = new StatsTextWorker(info.Env(), static_cast<size_t>(max));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;

@@ -95,6 +95,18 @@ class Backend {
   virtual double ReleaseBeyondTrim() { return NAN; }
   // Whether ReleaseBeyondTrim() does anything here.
   virtual bool ReleasesBeyondTrim() const { return false; }
+
+  // The allocator's own statistics report as text (glibc: malloc_info's XML; jemalloc:
+  // malloc_stats_print), at most `max_bytes` of it: `truncated` is set when it was cut there.
+  // `format` names the text ("malloc_info", "jemalloc_stats"), or stays empty where the allocator
+  // has no such report. Holds one buffer of at most `max_bytes`. Safe to call from any thread.
+  virtual Status StatsText(size_t max_bytes, std::string& text, std::string& format, bool& truncated) {
+    (void)max_bytes;
+    (void)text;
+    (void)format;
+    truncated = false;
+    return Status();
+  }
 };
 
 // The backend for the allocator that serves malloc in this process, detected once.

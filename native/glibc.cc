@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <string>
 
 #include "arenatop.h"
@@ -253,6 +255,36 @@ class GlibcBackend final : public Backend {
   // so a first trim after an arena appears only notes it. NaN (null in JS) where a call the step
   // needs is refused (a seccomp filter returning EPERM, for one), not 0.
   bool ReleasesBeyondTrim() const override { return arena_tops_; }
+
+  // malloc_info into one buffer of `max_bytes`, allocated before the walk (which then allocates
+  // nothing) and left uninitialised, so that only the pages the text fills become resident: text
+  // beyond the buffer is dropped, and the report says it was cut.
+  Status StatsText(size_t max_bytes, std::string& text, std::string& format, bool& truncated) override {
+    truncated = false;
+    if (malloc_info_ == nullptr || max_bytes < 2) return Status();
+    std::unique_ptr<char[]> buf(new (std::nothrow) char[max_bytes]);
+    if (!buf) return Status::Error("ERR_FRAGSTAT_MALLOC_INFO", "no memory for malloc_info's buffer");
+    FILE* fp = fmemopen(buf.get(), max_bytes, "w");
+    if (fp == nullptr) {
+      return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
+                           std::string("fmemopen failed: ") + std::strerror(errno));
+    }
+    setvbuf(fp, nullptr, _IONBF, 0);
+    const int rc = malloc_info_(0, fp);
+    const int saved = errno;
+    const long written = std::ftell(fp);
+    std::fclose(fp);
+    if (rc != 0) {
+      return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
+                           std::string("malloc_info failed: ") + std::strerror(saved));
+    }
+    const size_t n = written > 0 ? static_cast<size_t>(written) : 0;
+    // fmemopen keeps the last byte for a terminating NUL: a full buffer means the text was cut.
+    truncated = n >= max_bytes - 1;
+    text.assign(buf.get(), n < max_bytes ? n : max_bytes - 1);
+    format = "malloc_info";
+    return Status();
+  }
   double ReleaseBeyondTrim() override {
     if (!arena_tops_) return NAN;
     return ReleaseArenaTops(version_(), kTopPad);

@@ -24,6 +24,7 @@ namespace {
 using MallctlFn = int (*)(const char*, void*, size_t*, void*, size_t);
 using NameToMibFn = int (*)(const char*, size_t*, size_t*);
 using MallctlByMibFn = int (*)(const size_t*, size_t, void*, size_t*, void*, size_t);
+using StatsPrintFn = void (*)(void (*)(void*, const char*), void*, const char*);
 
 constexpr size_t kArenasAll = 4096;  // MALLCTL_ARENAS_ALL
 constexpr size_t kMaxMib = 6;
@@ -131,6 +132,35 @@ class JemallocBackend final : public Backend {
     Invalidate();
   }
 
+  // malloc_stats_print's text, appended into one buffer reserved up front and cut at `max_bytes`.
+  Status StatsText(size_t max_bytes, std::string& text, std::string& format, bool& truncated) override {
+    truncated = false;
+    if (stats_print_ == nullptr || max_bytes == 0) return Status();
+    struct Sink {
+      std::string* text;
+      size_t max;
+      bool cut;
+    } sink{&text, max_bytes, false};
+    text.clear();
+    text.reserve(max_bytes);
+    auto write = [](void* arg, const char* s) {
+      Sink* k = static_cast<Sink*>(arg);
+      const size_t n = std::strlen(s);
+      const size_t room = k->max - k->text->size();
+      if (n > room) k->cut = true;
+      k->text->append(s, n < room ? n : room);
+    };
+    // The statistics are merged anew (an epoch write) so the report is of now.
+    uint64_t epoch = 1;
+    size_t esz = sizeof(epoch);
+    if (epoch_.len) bymib_(epoch_.v, epoch_.len, &epoch, &esz, &epoch, sizeof(epoch));
+    // "J": JSON would be larger; the default text, without per-size-class bin tables ("b", "l", "x").
+    stats_print_(write, &sink, "blx");
+    truncated = sink.cut;
+    format = "jemalloc_stats";
+    return Status();
+  }
+
   Status Trim(double& result) override {
     const int rc = bymib_(purge_.v, purge_.len, nullptr, nullptr, nullptr, 0);
     Invalidate();
@@ -215,6 +245,7 @@ class JemallocBackend final : public Backend {
   }
 
   MallctlFn mallctl_;
+  StatsPrintFn stats_print_ = Resolve<StatsPrintFn>("malloc_stats_print");
   NameToMibFn nametomib_;
   MallctlByMibFn bymib_;
   std::string version_;

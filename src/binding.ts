@@ -69,6 +69,15 @@ export interface NativeProfileState {
   lgSample: number | null;
 }
 
+/** The allocator's own statistics report, as text. */
+export interface NativeStatsText {
+  /** 'malloc_info' (glibc's XML) or 'jemalloc_stats' (malloc_stats_print's text). */
+  format: 'malloc_info' | 'jemalloc_stats';
+  text: string;
+  /** The report went on beyond maxBytes and was cut there. */
+  truncated: boolean;
+}
+
 export interface NativeBinding {
   allocator(): NativeAllocatorInfo;
   /** Pins the arrays that snapshot() and trimSync() write into, for this thread. */
@@ -104,6 +113,11 @@ export interface NativeBinding {
   profileSetJsFrames(on: boolean): void;
   /** Demangled C++ names, "" for a name that is not mangled. */
   demangle(names: string[]): string[];
+  /**
+   * The allocator's statistics report (glibc malloc_info XML, jemalloc malloc_stats_print text),
+   * at most `maxBytes` of it, read on a pool thread; null where the allocator has none.
+   */
+  statsText(maxBytes: number): Promise<NativeStatsText | null>;
   readonly SNAPSHOT_SLOTS: number;
   readonly TRIM_SLOTS: number;
 }
@@ -178,6 +192,7 @@ function fallback(reason: string): NativeBinding {
       throw new Error(reason);
     },
     demangle: (names) => names.map(() => ''),
+    statsText: async () => null,
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 7,
   };

@@ -79,6 +79,8 @@ export {
   type CgroupMemoryOptions,
   type PressureFigures,
 } from './read/cgroup';
+export { captureMaxBytes, type CaptureInfo, type CaptureManifest } from './capture/capture';
+export type { CaptureOptions, CaptureReason } from './capture/capture-episode';
 export { trimOnSignal, type TrimOnSignalOptions } from './cure/signal';
 export {
   heapProfile,

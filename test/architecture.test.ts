@@ -17,11 +17,12 @@ const floors: Record<string, number> = {
   cure: 3,
   profile: 3,
   diagnose: 4,
-  monitor: 5,
-  export: 6,
-  attach: 7,
-  index: 8,
-  cli: 9,
+  capture: 5,
+  monitor: 6,
+  export: 7,
+  attach: 8,
+  index: 9,
+  cli: 10,
 };
 
 function rooms(dir = src): string[] {

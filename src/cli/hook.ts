@@ -37,6 +37,9 @@ if (isMainThread && fdText && launcher) {
   const detail = process.env.FRAGSTAT_RUN_DETAIL === '1';
   const autoTrim = process.env.FRAGSTAT_RUN_AUTOTRIM === '1';
   const report = process.env.FRAGSTAT_RUN_REPORT === '1';
+  // --capture-dir: the children the application starts do not capture too.
+  const captureDir = process.env.FRAGSTAT_RUN_CAPTURE_DIR || null;
+  delete process.env.FRAGSTAT_RUN_CAPTURE_DIR;
   const cliPid = Number(process.env.FRAGSTAT_RUN_CLI_PID);
   delete process.env.FRAGSTAT_RUN_CLI_PID;
   let open = true;
@@ -54,7 +57,15 @@ if (isMainThread && fdText && launcher) {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const fragstat = require('../index') as typeof import('../index');
-    const m = fragstat.monitor({ intervalMs: interval, detail, historySize: 2, autoTrim });
+    // A capture's bundle carries the verdict and its samples: then the default history (360).
+    const m = fragstat.monitor({
+      intervalMs: interval,
+      detail,
+      historySize: captureDir ? undefined : 2,
+      autoTrim,
+      ...(captureDir ? { capture: { dir: captureDir } } : {}),
+    });
+    m.on('capture', (info) => write({ pid: process.pid, capture: info }));
     m.on('sample', (s) => write({ pid: process.pid, ...s }));
     m.on('error', () => {});
     // With --report the report's own lines carry every trim (the application's too).

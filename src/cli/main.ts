@@ -46,6 +46,8 @@ export const usage = `Usage:
                            (monitor({ autoTrim: true }): trims when it goes quiet after a burst,
                            caps glibc's arenas); each trim is recorded and marked in the plot
       --report <file>      write an HTML report when the command ends (and on SIGUSR2 to fragstat)
+      --capture-dir <dir>  write one diagnostic bundle into <dir> as the application nears its
+                           cgroup's memory limit or V8's heap limit (docs/CAPTURE.md)
       --profile <file>     jemalloc heap profile (pprof) of the application, written on SIGUSR2
                            and when it exits (implies --allocator jemalloc)
       --profile-inactive   with --profile: start sampling at the first SIGUSR2, not at start
@@ -131,6 +133,7 @@ interface RunOptions {
   quiet: boolean;
   autoTrim: boolean;
   report: string | null;
+  captureDir: string | null;
   profile: string | null;
   profileInactive: boolean;
   profileJs: boolean;
@@ -146,6 +149,7 @@ export function parseRun(args: string[]): RunOptions {
     quiet: false,
     autoTrim: false,
     report: null,
+    captureDir: null,
     profile: null,
     profileInactive: false,
     profileJs: false,
@@ -175,6 +179,7 @@ export function parseRun(args: string[]): RunOptions {
     else if (a === '--quiet') o.quiet = true;
     else if (a === '--auto-trim') o.autoTrim = true;
     else if (a === '--report') o.report = value();
+    else if (a === '--capture-dir') o.captureDir = value();
     else if (a === '--profile') o.profile = value();
     else if (a === '--profile-inactive') o.profileInactive = true;
     else if (a === '--profile-js') o.profileJs = true;
@@ -364,6 +369,7 @@ async function run(o: RunOptions): Promise<number> {
   env.FRAGSTAT_RUN_INTERVAL_MS = String(o.intervalMs);
   env.FRAGSTAT_RUN_DETAIL = o.detail ? '1' : '0';
   env.FRAGSTAT_RUN_AUTOTRIM = o.autoTrim ? '1' : '0';
+  if (o.captureDir) env.FRAGSTAT_RUN_CAPTURE_DIR = path.resolve(o.captureDir);
   const report = o.report ? runReport(o.report, o.command, env) : null;
   let profile: ProfileSession | null = null;
   if (o.profile) {
@@ -424,6 +430,14 @@ async function run(o: RunOptions): Promise<number> {
     // A failure is said even under --quiet: it means there will be no samples.
     if (s.error) {
       process.stderr.write(`[fragstat] sampling failed in the application: ${String(s.error)}\n`);
+      return;
+    }
+    // Said even under --quiet: where the bundle is.
+    if (s.capture && typeof s.capture === 'object') {
+      const c = s.capture as { dir?: unknown; reason?: unknown };
+      process.stderr.write(
+        `${tty ? '\r\x1b[K' : ''}[fragstat] capture (${String(c.reason)}): ${String(c.dir)}\n`,
+      );
       return;
     }
     // The report's extra lines (env, breakdown, findings, trim) are not samples.

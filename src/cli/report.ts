@@ -2,6 +2,7 @@
 // verdict and the doctor's findings, and write the HTML report (src/report.ts draws it).
 import { accessSync, constants, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { collectBundle } from './report-bundle';
 import {
   num,
   renderReport,
@@ -16,11 +17,12 @@ import {
 /** A failure of the report's file or input, printed without the usage text. */
 export class ReportError extends Error {}
 
-export const reportUsage = `  fragstat report <samples.ndjson> -o <report.html> [--json]
+export const reportUsage = `  fragstat report <samples.ndjson | bundle-dir> -o <report.html> [--json]
       Renders the HTML report from a recording (fragstat run --out, or a monitor's samples written
-      as JSON lines); --json prints the verdict, the last breakdown and the findings as JSON.`;
+      as JSON lines) or a capture bundle (docs/CAPTURE.md); --json prints the verdict, the last
+      breakdown and the findings as JSON.`;
 
-export const doctorUsage = `  fragstat doctor <samples.ndjson>
+export const doctorUsage = `  fragstat doctor <samples.ndjson | bundle-dir>
       Says what a recording shows: the verdict over its samples (JS heap growth, native growth,
       fragmentation, stable) and the doctor's findings on its last sample, with what to do.`;
 
@@ -245,7 +247,18 @@ export function runReport(
   };
 }
 
-/** `fragstat report <samples.ndjson> -o <report.html> [--json]`; returns the exit code. */
+/**
+ * Feeds a recording (a file) or a capture bundle (a directory) to `c`: returns the file's text,
+ * or the bundle's status line.
+ */
+function readInput(input: string, c: ReportCollector): string | { status: string | null } {
+  if (statSync(input).isDirectory()) return { status: collectBundle(input, c).status };
+  const text = readFileSync(input, 'utf8');
+  for (const line of text.split('\n')) c.line(line);
+  return text;
+}
+
+/** `fragstat report <samples.ndjson | bundle-dir> -o <report.html> [--json]`; returns the exit code. */
 export function reportCommand(args: string[]): number {
   const fail = (message: string, code: number) => {
     process.stderr.write(`fragstat: ${message}\n${code === 2 ? `\nUsage:\n${reportUsage}\n` : ''}`);
@@ -266,15 +279,15 @@ export function reportCommand(args: string[]): number {
   }
   if (!input) return fail('report needs a samples file', 2);
   if (!out && !json) return fail('report needs -o <report.html> or --json', 2);
-  let text: string;
+  const c = new ReportCollector();
+  let read: { status: string | null } | string;
   try {
-    text = readFileSync(input, 'utf8');
+    read = readInput(input, c);
   } catch (err) {
     return fail(`cannot read ${input}: ${(err as Error).message}`, 1);
   }
-  const c = new ReportCollector();
-  for (const line of text.split('\n')) c.line(line);
   if (c.samples.length === 0) return fail(`${input} has no samples`, 1);
+  const bundleStatus = typeof read === 'string' ? null : read.status;
   if (json) {
     const f = findingsOf(c);
     const verdict = verdictOf(c);
@@ -294,7 +307,9 @@ export function reportCommand(args: string[]): number {
   if (out) {
     try {
       checkWritable(out);
-      const status = c.ended ? 'ended (from a recording)' : 'the recording stops before the process ended';
+      const status =
+        bundleStatus ??
+        (c.ended ? 'ended (from a recording)' : 'the recording stops before the process ended');
       writeAtomically(out, renderReport(inputOf(c, null, status)));
     } catch (err) {
       return fail(
@@ -345,14 +360,14 @@ export function doctorCommand(args: string[]): number {
   const bad = args.find((a) => a.startsWith('-'));
   if (bad) return fail(`unknown option ${JSON.stringify(bad)} for doctor`, 2);
   if (args.length !== 1) return fail('doctor takes one samples file', 2);
-  let text: string;
+  const c = new ReportCollector();
+  let read: { status: string | null } | string;
   try {
-    text = readFileSync(args[0], 'utf8');
+    read = readInput(args[0], c);
   } catch (err) {
     return fail(`cannot read ${args[0]}: ${(err as Error).message}`, 1);
   }
-  const c = new ReportCollector();
-  for (const line of text.split('\n')) c.line(line);
+  if (typeof read !== 'string' && read.status) process.stdout.write(`bundle: ${read.status}\n`);
   if (c.samples.length === 0) return fail(`${args[0]} has no samples`, 1);
   process.stdout.write(doctorText(c));
   return 0;

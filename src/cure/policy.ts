@@ -77,10 +77,10 @@ export interface AutoTrimOptions {
    */
   arenaMax?: number | false;
   /**
-   * Under a cgroup v2 memory limit (memory.high where set, else memory.max), trim sooner as the
-   * headroom shrinks: once less than a quarter of the limit is left, the free-memory floor, the
-   * growth needed and the interval shrink in proportion to the headroom (a tenth of the limit
-   * left: 40% of each), down to 1 MiB and 1 s. `true` (default) reads the process's own cgroup;
+   * Under a cgroup memory limit (v2 memory.high where set, else memory.max; v1
+   * memory.limit_in_bytes), trim sooner as the headroom shrinks: once less than a quarter of the
+   * limit is left, the free-memory floor, the growth needed and the interval shrink in proportion
+   * to the headroom (a tenth of the limit left: 40% of each), down to 1 MiB and 1 s. `true` (default) reads the process's own cgroup;
    * an object names another tree (`{ root, path }`, as cgroupMemory() takes); `false` ignores it.
    */
   cgroup?: boolean | CgroupMemoryOptions;

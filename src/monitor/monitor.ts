@@ -5,6 +5,8 @@ import { allocator, snapshotAsync, trim } from '../read/core';
 import { jemallocCommand } from '../read/libraries';
 import { watchActivity, type StopWatching } from '../read/activity';
 import { cgroupMemory } from '../read/cgroup';
+import { Capture } from '../capture/capture';
+import { readCaptureOptions, type CaptureOptions } from '../capture/capture-episode';
 import {
   readTrimOptions,
   TrimPolicy,
@@ -41,6 +43,8 @@ export interface MonitorOptions {
   autoTrim?: boolean | AutoTrimOptions;
   /** Start sampling at once (default) or wait for start(). */
   start?: boolean;
+  /** Write one diagnostic bundle as the cgroup's or V8's heap limit comes near (docs/CAPTURE.md). Default off. */
+  capture?: CaptureOptions;
 }
 
 /**
@@ -139,7 +143,7 @@ class Ring<T> {
 
 /**
  * Samples the allocator on an interval, off the JS thread, keeping a short history. Events:
- * 'sample' (Sample), 'trim' (TrimResult), 'error' (Error; only emitted when a listener exists, so
+ * 'sample' (Sample), 'trim' (TrimResult), 'capture' (CaptureInfo, with options.capture), 'error' (Error; only emitted when a listener exists, so
  * a failing read never crashes the process). Also an async iterable of samples.
  * Its timer is unref'd: it never keeps the process alive.
  */
@@ -201,6 +205,8 @@ export class Monitor extends EventEmitter {
   }>();
   /** The last error a sample or trim ran into, or null. */
   lastError: Error | null = null;
+  /** The capture (options.capture): its pending bundle, settings; null without one. */
+  readonly capture: Capture | null;
 
   constructor(options: MonitorOptions = {}) {
     super();
@@ -213,6 +219,7 @@ export class Monitor extends EventEmitter {
       'maxOverhead',
       'autoTrim',
       'start',
+      'capture',
     ]);
     this.intervalMs = checkNumber('options.intervalMs', options.intervalMs, 10_000, 10, 2 ** 31 - 1);
     this.detail = checkBoolean('options.detail', options.detail, false);
@@ -220,6 +227,8 @@ export class Monitor extends EventEmitter {
     this.maxOverhead = checkNumber('options.maxOverhead', options.maxOverhead, 0.002, Number.MIN_VALUE, 0.5);
     const trimOptions = readTrimOptions(options.autoTrim);
     this.policy = trimOptions && new TrimPolicy(trimOptions);
+    const captureSettings = readCaptureOptions(options.capture);
+    this.capture = captureSettings && new Capture(captureSettings, this);
     this.ring = new Ring(historySize);
     this.effectiveInterval = this.intervalMs;
     if (checkBoolean('options.start', options.start, true)) this.start();
@@ -455,6 +464,7 @@ export class Monitor extends EventEmitter {
         v8HeapBytes: getHeapStatistics().total_physical_size,
       };
       this.record(sample);
+      this.capture?.sample(sample);
       this.shared?.publish(snap);
       if (this.running) this.deliver(sample);
       await this.maybeTrim(sample, reason);
@@ -530,8 +540,8 @@ export class Monitor extends EventEmitter {
     }
   }
 
-  // The cgroup limit the policy weighs (memory.high, else memory.max), read only when a trim could
-  // follow (cgroupMemory() reads about eight files).
+  // The cgroup limit the policy weighs (memory.high, else the hard limit; v1 or v2), read only when
+  // a trim could follow (cgroupMemory() reads about eight files).
   private cgroupLimit(): PolicySample['limit'] {
     const where = this.policy?.options.cgroup;
     if (!where) return null;
