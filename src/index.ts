@@ -79,7 +79,7 @@ export {
   type CgroupMemoryOptions,
   type PressureFigures,
 } from './read/cgroup';
-export { captureMaxBytes, type CaptureInfo, type CaptureManifest } from './capture/capture';
+export { captureMaxBytes, type CaptureInfo, type CaptureManifest, type CaptureFile } from './capture/capture';
 export type { CaptureOptions, CaptureReason } from './capture/capture-episode';
 export { trimOnSignal, type TrimOnSignalOptions } from './cure/signal';
 export {

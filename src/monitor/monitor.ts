@@ -205,8 +205,8 @@ export class Monitor extends EventEmitter {
   }>();
   /** The last error a sample or trim ran into, or null. */
   lastError: Error | null = null;
-  /** The capture (options.capture): its pending bundle, settings; null without one. */
-  readonly capture: Capture | null;
+  // The capture (options.capture): its pending bundle, settings; null without one.
+  private readonly capture: Capture | null;
 
   constructor(options: MonitorOptions = {}) {
     super();
