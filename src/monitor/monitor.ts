@@ -1,23 +1,19 @@
 // Periodic sampling with a bounded overhead, a short history, and an optional trim policy.
 import { EventEmitter } from 'node:events';
 import { getHeapStatistics } from 'node:v8';
-import { allocator, snapshotAsync, trim } from '../read/core';
+import { allocator, snapshotAsync } from '../read/core';
 import { jemallocCommand } from '../read/libraries';
-import { watchActivity, type StopWatching } from '../read/activity';
-import { cgroupMemory } from '../read/cgroup';
 import { Capture } from '../capture/capture';
 import { readCaptureOptions, type CaptureOptions } from '../capture/capture-episode';
-import {
-  readTrimOptions,
-  TrimPolicy,
-  type AutoTrimOptions,
-  type PolicySample,
-  type TrimReason,
-} from '../cure/policy';
-import { tune, tunables } from '../cure/tunables';
+import { readTrimOptions, TrimPolicy, type AutoTrimOptions, type TrimReason } from '../cure/policy';
+import { AutoTrim } from './auto-trim';
+import { Pacing, type Budget, type IntervalReason } from './pacing';
 import { attachMonitor, type ReadingSourceHandle } from './reading';
+import { Ring, Streams } from './sample-stream';
 import { verdict, type Verdict, type VerdictOptions } from '../diagnose/verdict';
 import type { Snapshot, TrimResult } from '../base/types';
+
+export type { Budget, IntervalReason } from './pacing';
 import { checkBoolean, checkKeys, checkNumber, checkOptions } from '../base/validate';
 
 /** Options of monitor(). */
@@ -48,12 +44,6 @@ export interface MonitorOptions {
 }
 
 /**
- * Why the interval in effect is what it is: as asked ('requested'), shortened in the first five
- * minutes ('early'), or stretched so that sampling keeps to maxOverhead ('overhead').
- */
-export type IntervalReason = 'requested' | 'early' | 'overhead';
-
-/**
  * A monitor sample: a snapshot with the monitor's bookkeeping. Under glibc, residentFreeBytes is
  * read (from /proc/self/smaps, off the JS thread) every 10 s from 10 s after start (less often where
  * that read alone would take more than half of maxOverhead, but at least every minute);
@@ -66,24 +56,6 @@ export interface Sample extends Snapshot {
   intervalReason: IntervalReason;
   /** V8's heap when the sample was taken (v8.getHeapStatistics().total_physical_size), bytes. */
   v8HeapBytes: number;
-}
-
-/** What the monitor says of its own cost. */
-export interface Budget {
-  maxOverhead: number;
-  /** The interval asked for, ms. */
-  intervalMs: number;
-  /**
-   * The interval in effect, ms: max(intervalMs, mean cost of the last 20 samples / maxOverhead),
-   * at most 5 s in the first five minutes where that keeps to maxOverhead.
-   */
-  effectiveIntervalMs: number;
-  /** Why effectiveIntervalMs is what it is. */
-  intervalReason: IntervalReason;
-  /** Duration of the last sample's allocator read, ms. */
-  lastSampleMs: number | null;
-  /** Time spent sampling / wall time since start (a share, e.g. 0.0004). */
-  overhead: number;
 }
 
 /** Peaks and rates over the samples in history. */
@@ -111,36 +83,6 @@ export interface MonitorStats {
   trimPaused: boolean;
 }
 
-// For the first EARLY_MS the monitor samples at most EARLY_INTERVAL_MS apart (within the budget).
-const EARLY_MS = 5 * 60_000;
-const EARLY_INTERVAL_MS = 5000;
-// glibc's resident free figure (an smaps read, about 3 ms) at most this often, and less often
-// where the read costs more than half of maxOverhead over this period.
-const RESIDENT_EVERY_MS = 10_000;
-// ... and at least this often, whatever a read cost (the verdict judges memory held free by it).
-const RESIDENT_MAX_EVERY_MS = 60_000;
-// The recent sample costs whose mean sets the budget.
-const COSTS_KEPT = 20;
-
-class Ring<T> {
-  private items: T[] = [];
-  private start = 0;
-  constructor(private readonly capacity: number) {}
-  push(item: T): void {
-    if (this.items.length < this.capacity) this.items.push(item);
-    else {
-      this.items[this.start] = item;
-      this.start = (this.start + 1) % this.capacity;
-    }
-  }
-  toArray(): T[] {
-    return [...this.items.slice(this.start), ...this.items.slice(0, this.start)];
-  }
-  get size(): number {
-    return this.items.length;
-  }
-}
-
 /**
  * Samples the allocator on an interval, off the JS thread, keeping a short history. Events:
  * 'sample' (Sample), 'trim' (TrimResult), 'capture' (CaptureInfo, with options.capture), 'error' (Error; only emitted when a listener exists, so
@@ -160,49 +102,24 @@ export class Monitor extends EventEmitter {
   readonly detail: boolean;
   readonly maxOverhead: number;
   private readonly ring: Ring<Sample>;
-  private readonly policy: TrimPolicy | null;
+  private readonly pacing: Pacing;
+  private readonly autoTrim: AutoTrim | null;
+  private readonly streams = new Streams<Sample>();
   private timer: NodeJS.Timeout | null = null;
   // While running, each sample is what health and metrics endpoints serve.
   private shared: ReadingSourceHandle | null = null;
   private running = false;
-  private stopped = false; // stop() was called and start() not since
   private inFlight = false;
-  private startedAt = 0;
-  private sampleMsTotal = 0;
-  private recentCosts: number[] = [];
-  private effectiveInterval: number;
-  private intervalReason: IntervalReason = 'requested';
-  // glibc's resident free figure needs an smaps read: at most this often (RESIDENT_EVERY_MS).
-  private residentAt = 0;
-  private residentEveryMs = RESIDENT_EVERY_MS;
-  // The JS thread's event-loop utilization at the previous sample the policy saw.
-  private lastElu: ReturnType<typeof performance.eventLoopUtilization> | null = null;
-  // When the policy last saw a sample.
-  private policyAt = -Infinity;
   private peaks = {
     rss: null as number | null,
     allocated: null as number | null,
     free: null as number | null,
   };
-  private trims = 0;
-  private trimsBy: Record<TrimReason, number> = { interval: 0, quiet: 0, gc: 0 };
-  private trimReleased = 0;
-  // The policy's triggers between samples (quiet after a burst, major GCs).
-  private stopWatching: StopWatching | null = null;
-  private gcTimer: NodeJS.Timeout | null = null;
   private queuedReason: TrimReason | null = null;
   private timerReason: TrimReason = 'interval';
-  // When the last sample started, and the least time between two samples that keeps to
-  // maxOverhead (the mean recent read / maxOverhead): early samples keep to it too.
+  // When the last sample started.
   private lastSampleAt = -Infinity;
-  private budgetMs = 0;
-  private arenaCap: number | null = null;
   private pauses = 0;
-  // One queue per live async iterator: each gets every sample from its creation on.
-  private readonly iterators = new Set<{
-    queue: Sample[];
-    waiter: ((r: IteratorResult<Sample>) => void) | null;
-  }>();
   /** The last error a sample or trim ran into, or null. */
   lastError: Error | null = null;
   // The capture (options.capture): its pending bundle, settings; null without one.
@@ -226,11 +143,11 @@ export class Monitor extends EventEmitter {
     const historySize = checkNumber('options.historySize', options.historySize, 360, 2, 100_000, true);
     this.maxOverhead = checkNumber('options.maxOverhead', options.maxOverhead, 0.002, Number.MIN_VALUE, 0.5);
     const trimOptions = readTrimOptions(options.autoTrim);
-    this.policy = trimOptions && new TrimPolicy(trimOptions);
+    this.autoTrim = trimOptions && new AutoTrim(new TrimPolicy(trimOptions), this.autoTrimHost());
     const captureSettings = readCaptureOptions(options.capture);
     this.capture = captureSettings && new Capture(captureSettings, this);
     this.ring = new Ring(historySize);
-    this.effectiveInterval = this.intervalMs;
+    this.pacing = new Pacing(this.intervalMs, this.maxOverhead);
     if (checkBoolean('options.start', options.start, true)) this.start();
   }
 
@@ -238,16 +155,10 @@ export class Monitor extends EventEmitter {
   start(): this {
     if (this.running) return this;
     this.running = true;
-    this.stopped = false;
-    this.startedAt = performance.now();
-    this.sampleMsTotal = 0;
-    this.residentAt = this.startedAt; // the first after RESIDENT_EVERY_MS
-    this.residentEveryMs = RESIDENT_EVERY_MS;
-    this.policyAt = -Infinity;
-    this.lastElu = null;
+    this.streams.reopen();
+    this.pacing.start(performance.now());
     this.shared = attachMonitor(this.detail, () => this.verdict());
-    this.capArenas();
-    this.watch();
+    this.autoTrim?.start();
     this.schedule(0);
     return this;
   }
@@ -255,21 +166,13 @@ export class Monitor extends EventEmitter {
   /** Stops sampling and ends every async iteration. */
   stop(): void {
     this.running = false;
-    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.stopWatching?.();
-    this.stopWatching = null;
-    if (this.gcTimer) clearTimeout(this.gcTimer);
-    this.gcTimer = null;
+    this.autoTrim?.stop();
     this.queuedReason = null;
     this.shared?.detach();
     this.shared = null;
-    for (const it of this.iterators) {
-      it.waiter?.({ value: undefined, done: true });
-      it.waiter = null;
-    }
-    this.iterators.clear();
+    this.streams.end();
     this.emit('stop');
   }
 
@@ -322,19 +225,12 @@ export class Monitor extends EventEmitter {
   }
 
   budget(): Budget {
-    const elapsed = this.running ? performance.now() - this.startedAt : 0;
-    return {
-      maxOverhead: this.maxOverhead,
-      intervalMs: this.intervalMs,
-      effectiveIntervalMs: this.effectiveInterval,
-      intervalReason: this.intervalReason,
-      lastSampleMs: this.recentCosts.length ? this.recentCosts[this.recentCosts.length - 1] : null,
-      overhead: elapsed > 0 ? this.sampleMsTotal / elapsed : 0,
-    };
+    return this.pacing.budget(this.running ? performance.now() : null);
   }
 
   stats(): MonitorStats {
     const h = this.ring.toArray();
+    const a = this.autoTrim;
     const rate = (key: 'rssBytes' | 'allocatedBytes'): number | null => {
       if (h.length < 2) return null;
       const a = h[0];
@@ -350,13 +246,13 @@ export class Monitor extends EventEmitter {
       peakFreeBytes: this.peaks.free,
       rssBytesPerSecond: rate('rssBytes'),
       allocatedBytesPerSecond: rate('allocatedBytes'),
-      trims: this.trims,
-      trimReleasedBytes: this.trimReleased,
-      trimIntervalMs: this.policy ? this.policy.intervalMs : null,
-      trimsUndone: this.policy ? this.policy.undone : 0,
-      trimsHeldBusy: this.policy ? this.policy.busySkips : 0,
-      trimsBy: { ...this.trimsBy },
-      arenaCap: this.arenaCap,
+      trims: a ? a.trims : 0,
+      trimReleasedBytes: a ? a.releasedBytes : 0,
+      trimIntervalMs: a ? a.policy.intervalMs : null,
+      trimsUndone: a ? a.policy.undone : 0,
+      trimsHeldBusy: a ? a.policy.busySkips : 0,
+      trimsBy: a ? { ...a.trimsBy } : { interval: 0, quiet: 0, gc: 0 },
+      arenaCap: a ? a.arenaCap : null,
       trimPaused: this.pauses > 0,
     };
   }
@@ -366,25 +262,17 @@ export class Monitor extends EventEmitter {
    * queue, bounded by historySize: a slow consumer loses the oldest samples, never blocks sampling.
    */
   [Symbol.asyncIterator](): AsyncIterator<Sample> {
-    const it = { queue: [] as Sample[], waiter: null as ((r: IteratorResult<Sample>) => void) | null };
-    if (!this.stopped) this.iterators.add(it);
-    const done = (): IteratorResult<Sample> => ({ value: undefined, done: true });
+    return this.streams.iterator();
+  }
+
+  // What the auto-trim calls back into.
+  private autoTrimHost() {
     return {
-      next: () => {
-        const queued = it.queue.shift();
-        if (queued) return Promise.resolve({ value: queued, done: false });
-        if (!this.iterators.has(it)) return Promise.resolve(done());
-        return new Promise((resolve) => {
-          it.waiter = resolve;
-        });
-      },
-      return: () => {
-        this.iterators.delete(it);
-        it.queue.length = 0;
-        it.waiter?.(done());
-        it.waiter = null;
-        return Promise.resolve(done());
-      },
+      detail: this.detail,
+      intervalMs: this.intervalMs,
+      sampleNow: (reason: TrimReason) => this.sampleNow(reason),
+      fail: (err: Error) => this.fail(err),
+      trimmed: (result: TrimResult) => this.emitSafely('trim', result),
     };
   }
 
@@ -393,44 +281,6 @@ export class Monitor extends EventEmitter {
     this.timerReason = reason;
     this.timer = setTimeout(() => void this.tick(reason), delay);
     this.timer.unref();
-  }
-
-  // glibc: fewer arenas, fewer top chunks that no trim reaches (AutoTrimOptions.arenaMax). Only
-  // where nobody chose a cap: the environment, GLIBC_TUNABLES or a mallopt always win.
-  private capArenas(): void {
-    const cap = this.policy?.options.arenaMax ?? null;
-    if (cap === null || this.arenaCap !== null || allocator().name !== 'glibc') return;
-    try {
-      if (tunables().settings['glibc.malloc.arena_max']?.source !== 'default') return;
-      tune({ arenaMax: cap });
-      this.arenaCap = cap;
-    } catch (err) {
-      this.fail(err as Error);
-    }
-  }
-
-  // The policy's triggers between samples: each takes a sample early (one at a time).
-  private watch(): void {
-    const p = this.policy;
-    if (!p || (!p.options.whenQuiet && !p.options.afterGc)) return;
-    this.stopWatching = watchActivity(1000, {
-      onWindow: p.options.whenQuiet
-        ? (share, start, end) => {
-            if (p.noteActivity(share, start, end)) this.sampleNow('quiet');
-          }
-        : undefined,
-      onMajorGc: p.options.afterGc
-        ? () => {
-            if (this.gcTimer || !p.wantsSampleAfterGc()) return;
-            // Backing stores are freed after the GC, partly on a background thread.
-            this.gcTimer = setTimeout(() => {
-              this.gcTimer = null;
-              this.sampleNow('gc');
-            }, 500);
-            this.gcTimer.unref();
-          }
-        : undefined,
-    });
   }
 
   private sampleNow(reason: TrimReason): void {
@@ -445,7 +295,7 @@ export class Monitor extends EventEmitter {
     // last sample), which is never later than the next regular sample.
     const r = keep(this.timer ? this.timerReason : null);
     if (this.timer) clearTimeout(this.timer);
-    this.schedule(Math.max(0, this.lastSampleAt + this.budgetMs - performance.now()), r);
+    this.schedule(Math.max(0, this.lastSampleAt + this.pacing.budgetMs - performance.now()), r);
   }
 
   private async tick(reason: TrimReason = 'interval'): Promise<void> {
@@ -453,21 +303,26 @@ export class Monitor extends EventEmitter {
     this.inFlight = true;
     this.lastSampleAt = performance.now();
     try {
-      const residentFree = this.lastSampleAt - this.residentAt >= this.residentEveryMs;
-      if (residentFree) this.residentAt = this.lastSampleAt;
+      const residentFree = this.pacing.residentDue(this.lastSampleAt);
       const snap = await snapshotAsync({ detail: this.detail, residentFree });
-      this.account(snap.durationMs, residentFree && !this.detail);
+      this.pacing.account(
+        snap.durationMs,
+        residentFree && !this.detail && allocator().name === 'glibc',
+        performance.now(),
+      );
       const sample: Sample = {
         ...snap,
-        intervalMs: this.effectiveInterval,
-        intervalReason: this.intervalReason,
+        intervalMs: this.pacing.effectiveIntervalMs,
+        intervalReason: this.pacing.intervalReason,
         v8HeapBytes: getHeapStatistics().total_physical_size,
       };
       this.record(sample);
       this.capture?.sample(sample);
       this.shared?.publish(snap);
       if (this.running) this.deliver(sample);
-      await this.maybeTrim(sample, reason);
+      if (this.autoTrim && this.running && this.pauses === 0) {
+        await this.autoTrim.sample(sample, reason, this.pacing.intervalReason === 'early');
+      }
     } catch (err) {
       this.fail(err as Error);
     } finally {
@@ -475,35 +330,8 @@ export class Monitor extends EventEmitter {
       const queued = this.queuedReason;
       this.queuedReason = null;
       if (queued) this.sampleNow(queued);
-      else this.schedule(this.effectiveInterval);
+      else this.schedule(this.pacing.effectiveIntervalMs);
     }
-  }
-
-  private account(costMs: number, periodic: boolean): void {
-    this.sampleMsTotal += costMs;
-    if (periodic && allocator().name === 'glibc') {
-      // The periodic smaps read keeps to half the budget on its own period, and leaves the
-      // interval to the allocator reads.
-      // Its cost is wall time, pool queue included: a busy pool must not stop the figure for good.
-      this.residentEveryMs = Math.min(
-        RESIDENT_MAX_EVERY_MS,
-        Math.max(RESIDENT_EVERY_MS, Math.ceil(costMs / (this.maxOverhead / 2))),
-      );
-      return;
-    }
-    this.recentCosts.push(costMs);
-    if (this.recentCosts.length > COSTS_KEPT) this.recentCosts.shift();
-    // The mean, not the slowest: the budget is a share of wall time, and one slow read (a GC, a
-    // pool queue, the periodic smaps read) must not stretch the interval thirtyfold for minutes.
-    const mean = this.recentCosts.reduce((a, b) => a + b, 0) / this.recentCosts.length;
-    this.budgetMs = Math.ceil(mean / this.maxOverhead);
-    const early =
-      performance.now() - this.startedAt < EARLY_MS ? Math.min(this.intervalMs, EARLY_INTERVAL_MS) : null;
-    const wanted = early ?? this.intervalMs;
-    // setTimeout treats anything above 2^31-1 ms as 1 ms: never ask for more.
-    this.effectiveInterval = Math.min(2 ** 31 - 1, Math.max(wanted, this.budgetMs));
-    this.intervalReason =
-      this.budgetMs > wanted ? 'overhead' : early !== null && early < this.intervalMs ? 'early' : 'requested';
   }
 
   private record(s: Sample): void {
@@ -515,15 +343,7 @@ export class Monitor extends EventEmitter {
   }
 
   private deliver(s: Sample): void {
-    for (const it of this.iterators) {
-      if (it.waiter) {
-        it.waiter({ value: s, done: false });
-        it.waiter = null;
-      } else {
-        it.queue.push(s);
-        if (it.queue.length > this.ring.size) it.queue.shift();
-      }
-    }
+    this.streams.push(s, this.ring.size);
     this.emitSafely('sample', s);
   }
 
@@ -538,50 +358,6 @@ export class Monitor extends EventEmitter {
         throw err;
       });
     }
-  }
-
-  // The cgroup limit the policy weighs (memory.high, else the hard limit; v1 or v2), read only when
-  // a trim could follow (cgroupMemory() reads about eight files).
-  private cgroupLimit(): PolicySample['limit'] {
-    const where = this.policy?.options.cgroup;
-    if (!where) return null;
-    const c = cgroupMemory(where);
-    if (!c || c.currentBytes === null) return null;
-    const bytes = c.highBytes ?? c.maxBytes;
-    return bytes === null ? null : { bytes, headroomBytes: bytes - c.currentBytes };
-  }
-
-  private async maybeTrim(sample: Sample, reason: TrimReason): Promise<void> {
-    const p = this.policy;
-    if (!p || !this.running || this.pauses > 0 || !allocator().canTrim) return;
-    // The early samples are for the verdict: the policy sees interval samples at the interval
-    // asked for, as it was tuned to.
-    const at = performance.now();
-    if (reason === 'interval' && this.intervalReason === 'early' && at - this.policyAt < this.intervalMs)
-      return;
-    this.policyAt = at;
-    // The policy was tuned on what a sample carried before the periodic resident free reading:
-    // it keeps seeing glibc's resident free figure only with detail, so that consecutive samples
-    // it compares always measure free memory the same way.
-    const periodic = !this.detail && allocator().name === 'glibc';
-    const elu = performance.eventLoopUtilization();
-    const busyShare = this.lastElu ? performance.eventLoopUtilization(elu, this.lastElu).utilization : null;
-    this.lastElu = elu;
-    const s: PolicySample = {
-      ...sample,
-      busyShare,
-      ...(periodic
-        ? { residentFreeBytes: null, ratios: { ...sample.ratios, residentFragmentation: null } }
-        : {}),
-      limit: this.cgroupLimit(),
-    };
-    if (!p.shouldTrim(s, performance.now(), reason)) return;
-    const result: TrimResult = await trim();
-    p.trimmed(s, result, performance.now(), reason);
-    this.trims++;
-    this.trimsBy[reason]++;
-    this.trimReleased += Math.max(0, result.releasedBytes ?? 0);
-    this.emitSafely('trim', result);
   }
 
   private fail(err: Error): void {

@@ -1,0 +1,140 @@
+// A monitor's auto-trim: what it does around the trim policy (src/cure/policy.ts decides): cap
+// glibc's arenas at start, watch for the process going quiet and for major GCs between samples,
+// show each sample to the policy with the event-loop load and the cgroup limit, trim when the
+// policy says so, and count what came back.
+import { allocator, trim } from '../read/core';
+import { watchActivity, type StopWatching } from '../read/activity';
+import { cgroupMemory } from '../read/cgroup';
+import type { PolicySample, TrimPolicy, TrimReason } from '../cure/policy';
+import { tune, tunables } from '../cure/tunables';
+import type { Snapshot, TrimResult } from '../base/types';
+
+/** What the auto-trim needs of its monitor. */
+export interface AutoTrimHost {
+  readonly detail: boolean;
+  readonly intervalMs: number;
+  /** Takes a sample early, for a trigger between samples. */
+  sampleNow(reason: TrimReason): void;
+  fail(err: Error): void;
+  trimmed(result: TrimResult): void;
+}
+
+export class AutoTrim {
+  trims = 0;
+  trimsBy: Record<TrimReason, number> = { interval: 0, quiet: 0, gc: 0 };
+  releasedBytes = 0;
+  /** The arena cap this auto-trim set, or null. */
+  arenaCap: number | null = null;
+  // The JS thread's event-loop utilization at the previous sample the policy saw.
+  private lastElu: ReturnType<typeof performance.eventLoopUtilization> | null = null;
+  // When the policy last saw a sample.
+  private policyAt = -Infinity;
+  private stopWatching: StopWatching | null = null;
+  private gcTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly policy: TrimPolicy,
+    private readonly host: AutoTrimHost,
+  ) {}
+
+  start(): void {
+    this.policyAt = -Infinity;
+    this.lastElu = null;
+    this.capArenas();
+    this.watch();
+  }
+
+  stop(): void {
+    this.stopWatching?.();
+    this.stopWatching = null;
+    if (this.gcTimer) clearTimeout(this.gcTimer);
+    this.gcTimer = null;
+  }
+
+  // glibc: fewer arenas, fewer top chunks that no trim reaches (AutoTrimOptions.arenaMax). Only
+  // where nobody chose a cap: the environment, GLIBC_TUNABLES or a mallopt always win.
+  private capArenas(): void {
+    const cap = this.policy.options.arenaMax ?? null;
+    if (cap === null || this.arenaCap !== null || allocator().name !== 'glibc') return;
+    try {
+      if (tunables().settings['glibc.malloc.arena_max']?.source !== 'default') return;
+      tune({ arenaMax: cap });
+      this.arenaCap = cap;
+    } catch (err) {
+      this.host.fail(err as Error);
+    }
+  }
+
+  // The policy's triggers between samples: each takes a sample early (one at a time).
+  private watch(): void {
+    const p = this.policy;
+    if (!p.options.whenQuiet && !p.options.afterGc) return;
+    this.stopWatching = watchActivity(1000, {
+      onWindow: p.options.whenQuiet
+        ? (share, start, end) => {
+            if (p.noteActivity(share, start, end)) this.host.sampleNow('quiet');
+          }
+        : undefined,
+      onMajorGc: p.options.afterGc
+        ? () => {
+            if (this.gcTimer || !p.wantsSampleAfterGc()) return;
+            // Backing stores are freed after the GC, partly on a background thread.
+            this.gcTimer = setTimeout(() => {
+              this.gcTimer = null;
+              this.host.sampleNow('gc');
+            }, 500);
+            this.gcTimer.unref();
+          }
+        : undefined,
+    });
+  }
+
+  // The cgroup limit the policy weighs (memory.high, else the hard limit; v1 or v2), read only when
+  // a trim could follow (cgroupMemory() reads about eight files).
+  private cgroupLimit(): PolicySample['limit'] {
+    const where = this.policy.options.cgroup;
+    if (!where) return null;
+    const c = cgroupMemory(where);
+    if (!c || c.currentBytes === null) return null;
+    const bytes = c.highBytes ?? c.maxBytes;
+    return bytes === null ? null : { bytes, headroomBytes: bytes - c.currentBytes };
+  }
+
+  /**
+   * Shows a sample to the policy and trims when it says so. `early`: the sample was taken early
+   * for the verdict (the policy sees interval samples at the interval asked for, as it was tuned to).
+   */
+  async sample(
+    sample: Snapshot & { v8HeapBytes: number },
+    reason: TrimReason,
+    early: boolean,
+  ): Promise<void> {
+    const p = this.policy;
+    if (!allocator().canTrim) return;
+    const at = performance.now();
+    if (reason === 'interval' && early && at - this.policyAt < this.host.intervalMs) return;
+    this.policyAt = at;
+    // The policy was tuned on what a sample carried before the periodic resident free reading:
+    // it keeps seeing glibc's resident free figure only with detail, so that consecutive samples
+    // it compares always measure free memory the same way.
+    const periodic = !this.host.detail && allocator().name === 'glibc';
+    const elu = performance.eventLoopUtilization();
+    const busyShare = this.lastElu ? performance.eventLoopUtilization(elu, this.lastElu).utilization : null;
+    this.lastElu = elu;
+    const s: PolicySample = {
+      ...sample,
+      busyShare,
+      ...(periodic
+        ? { residentFreeBytes: null, ratios: { ...sample.ratios, residentFragmentation: null } }
+        : {}),
+      limit: this.cgroupLimit(),
+    };
+    if (!p.shouldTrim(s, performance.now(), reason)) return;
+    const result: TrimResult = await trim();
+    p.trimmed(s, result, performance.now(), reason);
+    this.trims++;
+    this.trimsBy[reason]++;
+    this.releasedBytes += Math.max(0, result.releasedBytes ?? 0);
+    this.host.trimmed(result);
+  }
+}
