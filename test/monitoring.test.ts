@@ -1,12 +1,18 @@
 // The monitoring/ folder shipped with the package: the Prometheus rules, checked and unit-tested
-// by promtool on series that must and must not fire each alert.
-import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+// by promtool on series that must and must not fire each alert; the Grafana dashboard, type-checked
+// against @grafana/schema's Dashboard and every query of every panel run by a real Prometheus
+// scraping a real service.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { root, systemCommand } from './helpers';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as fragstat from '..';
+import { nodeCommand, root, systemCommand } from './helpers';
+import { startPrometheus, type PrometheusServer } from './prometheus-server';
 
 const promtool = systemCommand('promtool', 'prometheus');
+const prometheus = systemCommand('prometheus', 'prometheus');
 const rulesDir = path.join(root, 'monitoring/prometheus');
 const rulesFile = path.join(rulesDir, 'fragstat.rules.yml');
 const ruleTests = readdirSync(path.join(rulesDir, 'tests')).filter((f) => f.endsWith('.test.yml'));
@@ -54,4 +60,203 @@ describe.runIf(promtool)('monitoring/prometheus/fragstat.rules.yml', () => {
     expect(r.stdout + r.stderr).not.toMatch(/FAILED/);
     expect(r.status).toBe(0);
   });
+});
+
+const dashboardFile = path.join(root, 'monitoring/grafana/fragstat.json');
+
+interface Target {
+  refId: string;
+  expr: string;
+}
+interface PanelJson {
+  title: string;
+  type: string;
+  targets?: Target[];
+}
+const dashboard = JSON.parse(readFileSync(dashboardFile, 'utf8')) as {
+  panels: PanelJson[];
+  templating: { list: { name: string; type: string; query: string | { query: string } }[] };
+};
+const queryPanels = dashboard.panels.filter((p) => p.type !== 'row');
+
+describe('monitoring/grafana/fragstat.json', () => {
+  it("type-checks against @grafana/schema's Dashboard (tsc), and a broken copy does not", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fragstat-dashboard-'));
+    try {
+      // The JSON as an object literal typed with the schema's Dashboard, string enums taken as
+      // the strings JSON holds: tsc checks every field's type, and excess property checks catch
+      // a misspelt one.
+      const check = (json: string) => `import type { Dashboard } from '@grafana/schema';
+type Json<T> = T extends string ? \`\${T}\` : T extends (infer U)[] ? Json<U>[] : T extends object ? { [K in keyof T]: Json<T[K]> } : T;
+export const dashboard: Json<Dashboard> = ${json};
+`;
+      const text = readFileSync(dashboardFile, 'utf8');
+      writeFileSync(path.join(dir, 'dashboard.ts'), check(text));
+      // The same dashboard with a variable of a type Grafana does not have and a panel field misspelt.
+      const broken = JSON.parse(text);
+      broken.templating.list[1].type = 'querry';
+      broken.panels[1].gridpos = broken.panels[1].gridPos;
+      writeFileSync(path.join(dir, 'broken.ts'), check(JSON.stringify(broken, null, 2)));
+      writeFileSync(
+        path.join(dir, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            strict: true,
+            noEmit: true,
+            skipLibCheck: true,
+            target: 'es2022',
+            module: 'esnext',
+            moduleResolution: 'bundler',
+            types: [],
+            paths: {
+              '@grafana/schema': [path.join(root, 'node_modules/@grafana/schema/dist/types/index.d.ts')],
+            },
+          },
+          files: ['dashboard.ts', 'broken.ts'],
+        }),
+      );
+      const r = spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', '.'], {
+        cwd: dir,
+        encoding: 'utf8',
+      });
+      const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
+      expect(
+        errors.filter((l) => l.startsWith('dashboard.ts')),
+        r.stdout,
+      ).toEqual([]);
+      expect(errors.filter((l) => l.startsWith('broken.ts')).length, r.stdout).toBeGreaterThanOrEqual(2);
+      expect(r.stdout).toMatch(/broken\.ts.*"querry"/);
+      expect(r.stdout).toMatch(/broken\.ts.*gridpos/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('has job, instance and Prometheus datasource variables, used by every query', () => {
+    const vars = Object.fromEntries(dashboard.templating.list.map((v) => [v.name, v]));
+    expect(vars.datasource).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    expect(vars.job.type).toBe('query');
+    expect(vars.instance.type).toBe('query');
+    for (const p of queryPanels) {
+      expect(p.targets?.length, p.title).toBeGreaterThan(0);
+      for (const t of p.targets!) {
+        expect(t.expr, `${p.title} ${t.refId}`).toContain('job=~"$job"');
+        expect(t.expr, `${p.title} ${t.refId}`).toContain('instance=~"$instance"');
+      }
+    }
+    expect(queryPanels.map((p) => p.type)).toContain('state-timeline');
+  });
+});
+
+// The cgroup figures of this process (the child shares its cgroup): the panel's cgroup queries
+// can return data only where cgroupMemory() reads them.
+const cgroup = fragstat.cgroupMemory();
+if (cgroup?.maxBytes == null)
+  console.warn(
+    'skipping the dashboard check of fragstat_cgroup_memory_limit_bytes: cgroupMemory() reads no memory limit here',
+  );
+if (cgroup?.currentBytes == null)
+  console.warn(
+    'skipping the dashboard check of fragstat_cgroup_memory_usage_bytes: cgroupMemory() reads no usage here',
+  );
+
+describe.runIf(prometheus)('the dashboard and the rules on a real Prometheus scraping a real service', () => {
+  let child: ChildProcessWithoutNullStreams | undefined;
+  let prom: PrometheusServer | undefined;
+  afterAll(() => {
+    child?.stdin.end();
+    child?.kill('SIGTERM');
+    prom?.stop();
+  });
+
+  it('returns data for every query of every panel, and loads the rules', async () => {
+    child = spawn(
+      nodeCommand[0],
+      [...nodeCommand.slice(1), path.join(root, 'test/fixtures/monitoring-service.cjs')],
+      { cwd: root },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child!.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        const line = out.split('\n').find((l) => l.startsWith('{'));
+        if (line && out.includes('\n')) resolve((JSON.parse(line) as { port: number }).port);
+      });
+      child!.on('exit', (code) => reject(new Error(`the service exited with ${code}\n${stderr}`)));
+    });
+    const job = 'fragstat-service';
+    const instance = `127.0.0.1:${port}`;
+    prom = await startPrometheus(
+      prometheus!,
+      [
+        'global:',
+        '  scrape_interval: 1s',
+        'rule_files:',
+        `  - ${rulesFile}`,
+        'scrape_configs:',
+        `  - job_name: ${job}`,
+        '    static_configs:',
+        `      - targets: ['${instance}']`,
+        '',
+      ].join('\n'),
+    );
+
+    // Each query as Grafana sends it for one job and instance ($__rate_interval: four scrapes
+    // and more; 30 s here).
+    const substitute = (expr: string) =>
+      expr
+        .replaceAll('$job', job)
+        .replaceAll('$instance', instance.replace(/\./g, '\\\\.'))
+        .replaceAll('$__rate_interval', '30s');
+    const wanted = queryPanels
+      .flatMap((p) => p.targets!.map((t) => ({ name: `${p.title} / ${t.refId}`, expr: substitute(t.expr) })))
+      .filter(
+        (q) =>
+          !(/cgroup_memory_limit_bytes/.test(q.expr) && cgroup?.maxBytes == null) &&
+          !(/cgroup_memory_usage_bytes/.test(q.expr) && cgroup?.currentBytes == null),
+      );
+    // The variables' queries: label_values(fragstat_rss_bytes, job) and (…{job=~"$job"}, instance).
+    const labelValues = async (label: string, match: string) =>
+      (
+        await prom!.api<{ data: string[] }>(
+          `/api/v1/label/${label}/values?match[]=${encodeURIComponent(match)}`,
+        )
+      )?.data ?? [];
+
+    // The verdict's growth needs the monitor's first 90 s of readings: poll until every query
+    // has data or the deadline passes, then name those still empty.
+    const empty = new Set(wanted.map((q) => q.name));
+    const deadline = Date.now() + 240_000;
+    while (empty.size > 0 && Date.now() < deadline) {
+      for (const q of wanted) {
+        if (!empty.has(q.name)) continue;
+        const result = await prom.query(q.expr);
+        if (result !== null && result.length > 0) empty.delete(q.name);
+      }
+      if (empty.size > 0) await new Promise((r) => setTimeout(r, 2000));
+    }
+    expect([...empty]).toEqual([]);
+    expect(await labelValues('job', 'fragstat_rss_bytes')).toContain(job);
+    expect(await labelValues('instance', `fragstat_rss_bytes{job=~"${job}"}`)).toContain(instance);
+
+    // The panels show this service's figures: the verdict is one of the five kinds' codes, and RSS
+    // comes in the breakdown's seven parts.
+    const verdict = queryPanels.find((p) => p.type === 'state-timeline')!.targets![0];
+    const code = await prom.query(substitute(verdict.expr));
+    expect(code).toHaveLength(1);
+    expect([1, 2, 3, 4, 5]).toContain(Number(code![0].value[1]));
+    const parts = queryPanels.find((p) => p.title === 'RSS by part')!.targets![0];
+    expect((await prom.query(substitute(parts.expr)))!.map((r) => r.metric.part).sort()).toEqual(
+      ['allocatorOverhead', 'code', 'mallocFreeResident', 'mallocLive', 'other', 'stacks', 'v8Heap'].sort(),
+    );
+
+    // Prometheus loaded both groups of rules.
+    const rules = await prom.api<{ data: { groups: { name: string; rules: { name: string }[] }[] } }>(
+      '/api/v1/rules',
+    );
+    expect(rules!.data.groups.map((g) => g.name).sort()).toEqual(['fragstat.alerts', 'fragstat.recording']);
+    expect(rules!.data.groups.flatMap((g) => g.rules.map((r) => r.name))).toContain('FragstatNativeGrowth');
+  }, 300_000);
 });

@@ -1,15 +1,13 @@
 // registerPrometheus(): metric names Prometheus accepts (promtool), scraped for real by a
 // Prometheus server on loopback and read back through its query API.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import client from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as fragstat from '..';
 import { systemCommand } from './helpers';
+import { startPrometheus, type PromSample, type PrometheusServer } from './prometheus-server';
 // The room a monitor registers its verdict with, loaded from dist/ like the package.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const reading = require('../dist/reading') as typeof import('../src/reading');
@@ -184,12 +182,10 @@ describe('registerPrometheus', () => {
 
 describe.runIf(prometheus)('a real Prometheus server', () => {
   let server: http.Server | undefined;
-  let prom: ChildProcess | undefined;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'fragstat-prom-'));
+  let prom: PrometheusServer | undefined;
   afterAll(async () => {
-    prom?.kill('SIGKILL');
+    prom?.stop();
     await new Promise((r) => server?.close(r) ?? r(undefined));
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('scrapes the app on loopback and returns the series through its query API', async () => {
@@ -201,34 +197,15 @@ describe.runIf(prometheus)('a real Prometheus server', () => {
     });
     await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
     const appPort = (server.address() as AddressInfo).port;
-    const probe = http.createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const promPort = (probe.address() as AddressInfo).port;
-    await new Promise((r) => probe.close(r));
-    writeFileSync(
-      path.join(dir, 'prometheus.yml'),
+    prom = await startPrometheus(
+      prometheus!,
       `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:${appPort}']\n`,
     );
-    prom = spawn(
-      prometheus!,
-      [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${promPort}`,
-      ],
-      { stdio: 'ignore' },
-    );
     const deadline = Date.now() + 45_000;
-    let result: { metric: Record<string, string>; value: [number, string] }[] = [];
+    let result: PromSample[] = [];
     while (Date.now() < deadline) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=fragstat_allocated_bytes`);
-        const body = (await res.json()) as { data: { result: typeof result } };
-        result = body.data.result;
-        if (result.length) break;
-      } catch {
-        // not up yet
-      }
+      result = (await prom.query('fragstat_allocated_bytes')) ?? [];
+      if (result.length) break;
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(result).toHaveLength(1);
