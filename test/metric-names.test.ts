@@ -187,3 +187,30 @@ describe('OpenTelemetry instrument names', () => {
     for (const a of attributes) expect(a).toMatch(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/);
   });
 });
+
+describe("the README's metric table", () => {
+  it('lists every Prometheus metric and OpenTelemetry instrument once, with a unit and a type', async () => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    const rows = readme.split('\n').filter((l) => /^\| `fragstat_/.test(l));
+    const { types } = await prometheusMetrics();
+    const instruments = await otelInstruments();
+    // The cgroup metrics are not registered where no cgroup limit is read, but are listed.
+    const names = new Set([
+      ...types.keys(),
+      'fragstat_cgroup_memory_limit_bytes',
+      'fragstat_cgroup_memory_usage_bytes',
+    ]);
+    const cells = rows.map((r) => r.split('|').map((c) => c.trim()));
+    const promColumn = cells.map((c) => /^`(\w+)/.exec(c[1])![1]);
+    expect(promColumn.length).toBe(new Set(promColumn).size); // each once
+    expect(new Set(promColumn)).toEqual(names);
+    const otelColumn = cells.map((c) => /^`([\w.]+)`/.exec(c[2])?.[1]).filter(Boolean);
+    expect(otelColumn.length).toBe(new Set(otelColumn).size);
+    for (const { name } of instruments) expect(otelColumn, name).toContain(name);
+    for (const c of cells) {
+      expect(['gauge', 'counter']).toContain(c[3]);
+      expect(c[3], c[1]).toBe(types.get(/^`(\w+)/.exec(c[1])![1]) ?? 'gauge');
+      expect(c[4], c[1]).not.toBe('');
+    }
+  });
+});
