@@ -4,7 +4,7 @@ import { cgroupMemory, type CgroupMemory } from './cgroup';
 import { allocator, trimLog } from './core';
 import { figures, probeFigures } from './figures';
 import { monitorVerdict, sharedBreakdown, sharedReading } from './reading';
-import { verdictKinds, type VerdictConfidence } from './verdict';
+import { verdictConfidenceLevels, verdictKinds } from './verdict';
 import type { Snapshot } from './types';
 import { checkBoolean, checkKeys, checkOptions, describe } from './validate';
 
@@ -34,7 +34,8 @@ export interface OpenTelemetryOptions {
   /**
    * Observe the RSS breakdown as `rss.part` (attribute `part`; a breakdown taken at most once a
    * minute, off the JS thread) and a running monitor's verdict as `verdict` (attribute `kind`: 1
-   * for the current kind, 0 for the others). Default true.
+   * for the current kind, 0 for the others), with `verdict.confidence` and `verdict.rss.growth`.
+   * Default true.
    */
   breakdown?: boolean;
 }
@@ -42,9 +43,6 @@ export interface OpenTelemetryOptions {
 type Value = (s: Snapshot) => number | null;
 
 const units = { bytes: 'By', ratio: '1', arenas: '{arena}' } as const;
-
-// The verdict's confidence as an order a query can compare (as for Prometheus).
-const confidenceLevels: Record<VerdictConfidence, number> = { low: 1, medium: 2, high: 3 };
 
 function readCgroup(): CgroupMemory | null {
   try {
@@ -56,8 +54,9 @@ function readCgroup(): CgroupMemory | null {
 
 /**
  * Creates fragstat's observable instruments on `meter` (from @opentelemetry/api's
- * metrics.getMeter()). Every observation carries the attribute `allocator`. Returns a function
- * that removes the callback.
+ * metrics.getMeter()). Every observation carries the attribute `allocator`. The cgroup's memory
+ * limit and usage get instruments only where the cgroup reports them. Returns a function that
+ * removes the callback.
  */
 export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryOptions): () => void {
   if (meter === null || typeof meter !== 'object' || typeof meter.addBatchObservableCallback !== 'function') {
@@ -179,7 +178,7 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
     if (v !== null) {
       for (const kind of verdictKinds)
         observer.observe(verdictGauge, kind === v.kind ? 1 : 0, { ...attributes, kind });
-      observer.observe(confidenceGauge, confidenceLevels[v.confidence], attributes);
+      observer.observe(confidenceGauge, verdictConfidenceLevels[v.confidence], attributes);
       if (v.evidence !== null && Number.isFinite(v.evidence.rssBytesPerHour))
         observer.observe(growthGauge, v.evidence.rssBytesPerHour / 3600, attributes);
     }

@@ -5,7 +5,7 @@ import { allocator, trimLog } from './core';
 import { figures, probeFigures } from './figures';
 import { monitorVerdict, sharedBreakdown, sharedReading, type SharedReading } from './reading';
 import type { Snapshot } from './types';
-import { verdictKinds, type Verdict, type VerdictConfidence } from './verdict';
+import { verdictConfidenceLevels, verdictKinds, type Verdict } from './verdict';
 import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
 
 /** The part of a prom-client Registry this module uses. */
@@ -27,7 +27,8 @@ export interface PrometheusOptions {
   cacheMs?: number;
   /**
    * Publish the RSS breakdown as `rss_part_bytes{part}` (from a breakdown taken at most once a
-   * minute, off the JS thread) and a running monitor's verdict as `verdict{kind}`. Default true.
+   * minute, off the JS thread) and a running monitor's verdict as `verdict{kind}`, with
+   * `verdict_confidence` and `verdict_rss_growth_bytes_per_second`. Default true.
    */
   breakdown?: boolean;
   /**
@@ -80,9 +81,6 @@ const defs: Def[] = [
   },
 ];
 
-/** `fragstat_verdict_confidence`'s value for each confidence: an order PromQL can compare (`>= 2`). */
-export const verdictConfidenceLevels: Record<VerdictConfidence, number> = { low: 1, medium: 2, high: 3 };
-
 /**
  * `read()` at most once per scrape and at most once per `cacheMs`: prom-client calls every
  * metric's collect() in one synchronous pass, so a value read in that pass serves the whole scrape
@@ -117,7 +115,8 @@ interface PromClient {
 /**
  * Registers fragstat's metrics in `registry` (a prom-client Registry, e.g. `client.register`).
  * Every metric carries an `allocator` label; figures the running allocator cannot report are not
- * registered, and a figure unknown at one scrape is left out of it. Registering again in the same
+ * registered, nor the cgroup's memory limit and usage where the cgroup does not report them, and
+ * a figure unknown at one scrape is left out of it. Registering again in the same
  * registry does not throw: metrics already there are kept.
  */
 export function registerPrometheus(
