@@ -3,11 +3,10 @@
 // against @grafana/schema's Dashboard and every query of every panel run by a real Prometheus
 // scraping a real service.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import * as fragstat from '..';
 import { nodeCommand, root, systemCommand } from './helpers';
 import { startPrometheus, type PrometheusServer } from './prometheus-server';
 
@@ -148,44 +147,102 @@ export const dashboard: Json<Dashboard> = ${json};
   });
 });
 
-// The cgroup figures of this process (the child shares its cgroup): the panel's cgroup queries
-// can return data only where cgroupMemory() reads them.
-const cgroup = fragstat.cgroupMemory();
-if (cgroup?.maxBytes == null)
-  console.warn(
-    'skipping the dashboard check of fragstat_cgroup_memory_limit_bytes: cgroupMemory() reads no memory limit here',
-  );
-if (cgroup?.currentBytes == null)
-  console.warn(
-    'skipping the dashboard check of fragstat_cgroup_memory_usage_bytes: cgroupMemory() reads no usage here',
-  );
+/**
+ * As root, a new memory cgroup under this process's own (v1 memory controller or v2) with a
+ * 4 GiB limit, far above what the service uses, for the service to run in; else null.
+ */
+function limitedCgroup(): { dir: string; remove(): Promise<void> } | null {
+  if (process.getuid?.() !== 0) return null;
+  const limitBytes = 4 * 1024 * 1024 * 1024;
+  try {
+    const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+    const v1 = lines.find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l));
+    const mount = mounts
+      .map((l) => l.split(' - '))
+      .find(([, right]) =>
+        v1 ? /^cgroup \S+ \S*\bmemory\b/.test(right ?? '') : (right ?? '').startsWith('cgroup2 '),
+      );
+    if (!mount) return null;
+    const [, , , mountRoot, mountPoint] = mount[0].split(' ');
+    const own = (v1 ?? lines.find((l) => l.startsWith('0::')) ?? '').replace(/^[^:]*:[^:]*:/, '');
+    const relative = mountRoot !== '/' && own.startsWith(mountRoot) ? own.slice(mountRoot.length) : own;
+    const dir = path.join(mountPoint, relative, `fragstat-dashboard-${process.pid}`);
+    mkdirSync(dir);
+    try {
+      writeFileSync(path.join(dir, v1 ? 'memory.limit_in_bytes' : 'memory.max'), String(limitBytes));
+    } catch {
+      rmdirSync(dir);
+      return null;
+    }
+    return {
+      dir,
+      // Once its last process is gone; the kernel may take a moment after the exit to let go.
+      async remove() {
+        for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 100))) {
+          try {
+            return rmdirSync(dir);
+          } catch (e) {
+            if (Date.now() > deadline) throw e;
+          }
+        }
+      },
+    };
+  } catch {
+    return null;
+  }
+}
 
 describe.runIf(prometheus)('the dashboard and the rules on a real Prometheus scraping a real service', () => {
   let child: ChildProcessWithoutNullStreams | undefined;
   let prom: PrometheusServer | undefined;
-  afterAll(() => {
-    child?.stdin.end();
-    child?.kill('SIGTERM');
+  let cgroup: ReturnType<typeof limitedCgroup> = null;
+  afterAll(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.stdin.end();
+      child.kill('SIGTERM');
+      await exited;
+    }
     prom?.stop();
+    await cgroup?.remove(); // empty once the service has exited
   });
 
   it('returns data for every query of every panel, and loads the rules', async () => {
-    child = spawn(
-      nodeCommand[0],
-      [...nodeCommand.slice(1), path.join(root, 'test/fixtures/monitoring-service.cjs')],
-      { cwd: root },
-    );
+    // The service runs in a cgroup with a memory limit where this test can make one (root): it
+    // joins the cgroup before node starts, so its first reading is already there.
+    cgroup = limitedCgroup();
+    const node = [...nodeCommand, path.join(root, 'test/fixtures/monitoring-service.cjs')];
+    child = cgroup
+      ? spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup.dir, ...node], {
+          cwd: root,
+        })
+      : spawn(node[0], node.slice(1), { cwd: root });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const port = await new Promise<number>((resolve, reject) => {
+    // The service says its port and what cgroupMemory() reads in it.
+    const started = await new Promise<{
+      port: number;
+      cgroupLimitBytes: number | null;
+      cgroupUsageBytes: number | null;
+    }>((resolve, reject) => {
       let out = '';
       child!.stdout.setEncoding('utf8').on('data', (d: string) => {
         out += d;
         const line = out.split('\n').find((l) => l.startsWith('{'));
-        if (line && out.includes('\n')) resolve((JSON.parse(line) as { port: number }).port);
+        if (line && out.includes('\n')) resolve(JSON.parse(line));
       });
       child!.on('exit', (code) => reject(new Error(`the service exited with ${code}\n${stderr}`)));
     });
+    const port = started.port;
+    if (started.cgroupLimitBytes === null)
+      console.warn(
+        `not checking the dashboard's fragstat_cgroup_memory_limit_bytes: cgroupMemory() reads no memory limit in the service's cgroup (${cgroup ? 'a new one with a 4 GiB limit' : 'not root: its own'})`,
+      );
+    if (started.cgroupUsageBytes === null)
+      console.warn(
+        "not checking the dashboard's fragstat_cgroup_memory_usage_bytes: cgroupMemory() reads no usage in the service's cgroup",
+      );
     const job = 'fragstat-service';
     const instance = `127.0.0.1:${port}`;
     prom = await startPrometheus(
@@ -214,8 +271,8 @@ describe.runIf(prometheus)('the dashboard and the rules on a real Prometheus scr
       .flatMap((p) => p.targets!.map((t) => ({ name: `${p.title} / ${t.refId}`, expr: substitute(t.expr) })))
       .filter(
         (q) =>
-          !(/cgroup_memory_limit_bytes/.test(q.expr) && cgroup?.maxBytes == null) &&
-          !(/cgroup_memory_usage_bytes/.test(q.expr) && cgroup?.currentBytes == null),
+          !(/cgroup_memory_limit_bytes/.test(q.expr) && started.cgroupLimitBytes === null) &&
+          !(/cgroup_memory_usage_bytes/.test(q.expr) && started.cgroupUsageBytes === null),
       );
     // The variables' queries: label_values(fragstat_rss_bytes, job) and (…{job=~"$job"}, instance).
     const labelValues = async (label: string, match: string) =>
@@ -251,6 +308,13 @@ describe.runIf(prometheus)('the dashboard and the rules on a real Prometheus scr
     expect((await prom.query(substitute(parts.expr)))!.map((r) => r.metric.part).sort()).toEqual(
       ['allocatorOverhead', 'code', 'mallocFreeResident', 'mallocLive', 'other', 'stacks', 'v8Heap'].sort(),
     );
+
+    // The limit line is the service's cgroup limit (the 4 GiB set here, where this test made the cgroup).
+    if (started.cgroupLimitBytes !== null) {
+      const limit = await prom.query(`fragstat_cgroup_memory_limit_bytes{job="${job}"}`);
+      expect(Number(limit![0].value[1])).toBe(started.cgroupLimitBytes);
+      if (cgroup) expect(started.cgroupLimitBytes).toBeLessThanOrEqual(4 * 1024 * 1024 * 1024);
+    }
 
     // Prometheus loaded both groups of rules.
     const rules = await prom.api<{ data: { groups: { name: string; rules: { name: string }[] }[] } }>(

@@ -70,6 +70,8 @@ describe('registerOpenTelemetry', () => {
         'fragstat.trims',
         'fragstat.trim.released',
         'fragstat.snapshot.errors',
+        ...(cgroup?.maxBytes != null ? ['fragstat.cgroup.memory.limit'] : []),
+        ...(cgroup?.currentBytes != null ? ['fragstat.cgroup.memory.usage'] : []),
       ].sort(),
     );
     const allocated = points.get('fragstat.allocated')!;
