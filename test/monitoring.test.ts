@@ -66,10 +66,12 @@ const dashboardFile = path.join(root, 'monitoring/grafana/fragstat.json');
 interface Target {
   refId: string;
   expr: string;
+  datasource?: { type?: string; uid?: string };
 }
 interface PanelJson {
   title: string;
   type: string;
+  datasource?: { type?: string; uid?: string };
   targets?: Target[];
 }
 const dashboard = JSON.parse(readFileSync(dashboardFile, 'utf8')) as {
@@ -138,7 +140,10 @@ export const dashboard: Json<Dashboard> = ${json};
     expect(vars.instance.type).toBe('query');
     for (const p of queryPanels) {
       expect(p.targets?.length, p.title).toBeGreaterThan(0);
+      // The data source the variable names, so an import asks for none by its id.
+      expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
       for (const t of p.targets!) {
+        expect(t.datasource, `${p.title} ${t.refId}`).toEqual({ type: 'prometheus', uid: '${datasource}' });
         expect(t.expr, `${p.title} ${t.refId}`).toContain('job=~"$job"');
         expect(t.expr, `${p.title} ${t.refId}`).toContain('instance=~"$instance"');
       }

@@ -22,6 +22,7 @@ export interface PromSample {
   value: [number, string];
 }
 
+/** A running Prometheus server started by startPrometheus(). */
 export interface PrometheusServer {
   port: number;
   /** An instant query: the result vector, or null while the server does not answer. */
