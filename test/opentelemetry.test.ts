@@ -9,6 +9,11 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
 import * as fragstat from '..';
+// The room a monitor registers its verdict with, loaded from dist/ like the package.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const reading = require('../dist/monitor/reading') as typeof import('../src/monitor/reading');
+// The cgroup figures on this machine, which decide which cgroup instruments exist.
+const cgroup = fragstat.cgroupMemory();
 
 async function collect(options?: fragstat.OpenTelemetryOptions) {
   const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
@@ -65,6 +70,8 @@ describe('registerOpenTelemetry', () => {
         'fragstat.trims',
         'fragstat.trim.released',
         'fragstat.snapshot.errors',
+        ...(cgroup?.maxBytes != null ? ['fragstat.cgroup.memory.limit'] : []),
+        ...(cgroup?.currentBytes != null ? ['fragstat.cgroup.memory.usage'] : []),
       ].sort(),
     );
     const allocated = points.get('fragstat.allocated')!;
@@ -92,10 +99,54 @@ describe('registerOpenTelemetry', () => {
       const verdict = points.get('fragstat.verdict')!;
       expect(verdict.all.find((p) => p.attributes.kind === 'insufficient-evidence')!.value).toBe(1);
       expect(verdict.all.find((p) => p.attributes.kind === 'fragmentation')!.value).toBe(0);
+      // A first reading is a low-confidence verdict without evidence: no growth rate yet.
+      expect(points.get('fragstat.verdict.confidence')).toMatchObject({ value: 1, unit: '1' });
+      expect(points.has('fragstat.verdict.rss.growth')).toBe(false);
     } finally {
       m.stop();
     }
   });
+
+  it("observes the verdict's growth in bytes per second", async () => {
+    // A verdict drawn from readings that grow by 1 MiB a minute for ten minutes.
+    const MiB = 1024 * 1024;
+    const v = fragstat.verdict(
+      Array.from({ length: 60 }, (_, i) => ({
+        timestamp: 1_700_000_000_000 + i * 10_000,
+        rssBytes: 200 * MiB + (i * MiB) / 6,
+        allocatedBytes: 100 * MiB + (i * MiB) / 6,
+        v8HeapBytes: 50 * MiB,
+      })),
+    );
+    expect(v.evidence).not.toBeNull();
+    const handle = reading.attachMonitor(false, () => v);
+    try {
+      const points = await collect();
+      const growth = points.get('fragstat.verdict.rss.growth')!;
+      expect(growth.unit).toBe('By/s');
+      expect(growth.value).toBeCloseTo(v.evidence!.rssBytesPerHour / 3600, 6);
+      expect(Math.abs(growth.value - MiB / 60) / (MiB / 60)).toBeLessThan(0.2);
+      expect(points.get('fragstat.verdict.confidence')!.value).toBe(
+        { low: 1, medium: 2, high: 3 }[v.confidence],
+      );
+    } finally {
+      handle.detach();
+    }
+  });
+
+  it.runIf(cgroup?.maxBytes != null || cgroup?.currentBytes != null)(
+    "observes the cgroup's memory limit and usage as cgroupMemory() reads them",
+    async () => {
+      const points = await collect({ breakdown: false });
+      const now = fragstat.cgroupMemory()!;
+      if (now.maxBytes !== null) expect(points.get('fragstat.cgroup.memory.limit')!.value).toBe(now.maxBytes);
+      if (now.currentBytes !== null) {
+        const usage = points.get('fragstat.cgroup.memory.usage')!;
+        expect(usage.unit).toBe('By');
+        expect(Math.abs(usage.value - now.currentBytes) / now.currentBytes).toBeLessThan(0.1);
+      }
+    },
+  );
 
   it('counts trims', async () => {
     await fragstat.trim();

@@ -1,15 +1,23 @@
 // registerPrometheus(): metric names Prometheus accepts (promtool), scraped for real by a
 // Prometheus server on loopback and read back through its query API.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import client from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as fragstat from '..';
 import { systemCommand } from './helpers';
+import { startPrometheus, type PromSample, type PrometheusServer } from './prometheus-server';
+// The room a monitor registers its verdict with, loaded from dist/ like the package.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const reading = require('../dist/monitor/reading') as typeof import('../src/monitor/reading');
+
+// The cgroup figures on this machine, which decide which cgroup gauges exist.
+const cgroup = fragstat.cgroupMemory();
+const cgroupNames = [
+  ...(cgroup?.maxBytes != null ? ['fragstat_cgroup_memory_limit_bytes'] : []),
+  ...(cgroup?.currentBytes != null ? ['fragstat_cgroup_memory_usage_bytes'] : []),
+];
 
 const promtool = systemCommand('promtool', 'prometheus');
 const prometheus = systemCommand('prometheus', 'prometheus');
@@ -37,6 +45,9 @@ describe('registerPrometheus', () => {
       'fragstat_snapshot_errors_total',
       'fragstat_rss_part_bytes',
       'fragstat_verdict',
+      'fragstat_verdict_confidence',
+      'fragstat_verdict_rss_growth_bytes_per_second',
+      ...cgroupNames,
       'fragstat_allocator_info',
     ]);
     const keep = Buffer.alloc(32 * 1024 * 1024, 1);
@@ -66,12 +77,64 @@ describe('registerPrometheus', () => {
       // One sample is too few for a verdict: the monitor says so, as 1 on that kind and 0 elsewhere.
       expect(text).toMatch(/^fragstat_verdict\{allocator="glibc",kind="insufficient-evidence"\} 1$/m);
       expect(text).toMatch(/^fragstat_verdict\{allocator="glibc",kind="fragmentation"\} 0$/m);
+      // A first reading is a low-confidence verdict without evidence: no growth rate yet.
+      expect(text).toMatch(/^fragstat_verdict_confidence\{allocator="glibc"\} 1$/m);
+      expect(text).not.toMatch(/^fragstat_verdict_rss_growth_bytes_per_second\{/m);
     } finally {
       m.stop();
     }
     const after = await registry.metrics();
     expect(after).not.toMatch(/^fragstat_verdict\{/m);
+    expect(after).not.toMatch(/^fragstat_verdict_confidence\{/m);
   });
+
+  it("publishes the verdict's confidence as a number and its growth in bytes per second", async () => {
+    const registry = new client.Registry();
+    fragstat.registerPrometheus(registry);
+    // A verdict drawn from readings that grow by 1 MiB a minute for ten minutes.
+    const points = Array.from({ length: 60 }, (_, i) => ({
+      timestamp: 1_700_000_000_000 + i * 10_000,
+      rssBytes: 200 * 1024 * 1024 + (i * (1024 * 1024)) / 6,
+      allocatedBytes: 100 * 1024 * 1024 + (i * (1024 * 1024)) / 6,
+      v8HeapBytes: 50 * 1024 * 1024,
+    }));
+    const v = fragstat.verdict(points);
+    expect(v.evidence).not.toBeNull();
+    const handle = reading.attachMonitor(false, () => v);
+    try {
+      const text = await registry.metrics();
+      const level = { low: 1, medium: 2, high: 3 }[v.confidence];
+      expect(text).toMatch(new RegExp(`^fragstat_verdict_confidence\\{allocator="glibc"\\} ${level}$`, 'm'));
+      const growth = Number(
+        /^fragstat_verdict_rss_growth_bytes_per_second\{allocator="glibc"\} (\S+)$/m.exec(text)![1],
+      );
+      expect(growth).toBeCloseTo(v.evidence!.rssBytesPerHour / 3600, 6);
+      // Close to the 1 MiB a minute the readings grew by.
+      expect(Math.abs(growth - (1024 * 1024) / 60) / ((1024 * 1024) / 60)).toBeLessThan(0.2);
+    } finally {
+      handle.detach();
+    }
+  });
+
+  it.runIf(cgroupNames.length > 0)(
+    "publishes the cgroup's memory limit and usage as cgroupMemory() reads them",
+    async () => {
+      const registry = new client.Registry();
+      const reg = fragstat.registerPrometheus(registry, { breakdown: false });
+      expect(reg.names).toEqual(expect.arrayContaining(cgroupNames));
+      const text = await registry.metrics();
+      const now = fragstat.cgroupMemory()!;
+      if (now.maxBytes !== null)
+        expect(text).toMatch(
+          new RegExp(`^fragstat_cgroup_memory_limit_bytes\\{allocator="glibc"\\} ${now.maxBytes}$`, 'm'),
+        );
+      const usage = Number(
+        /^fragstat_cgroup_memory_usage_bytes\{allocator="glibc"\} (\S+)$/m.exec(text)?.[1],
+      );
+      // Usage moves between the two reads by what this process and its cgroup did meanwhile.
+      expect(Math.abs(usage - now.currentBytes!) / now.currentBytes!).toBeLessThan(0.1);
+    },
+  );
 
   it('counts trims and released bytes', async () => {
     const registry = new client.Registry();
@@ -119,12 +182,10 @@ describe('registerPrometheus', () => {
 
 describe.runIf(prometheus)('a real Prometheus server', () => {
   let server: http.Server | undefined;
-  let prom: ChildProcess | undefined;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'fragstat-prom-'));
+  let prom: PrometheusServer | undefined;
   afterAll(async () => {
-    prom?.kill('SIGKILL');
+    prom?.stop();
     await new Promise((r) => server?.close(r) ?? r(undefined));
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('scrapes the app on loopback and returns the series through its query API', async () => {
@@ -136,34 +197,15 @@ describe.runIf(prometheus)('a real Prometheus server', () => {
     });
     await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
     const appPort = (server.address() as AddressInfo).port;
-    const probe = http.createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const promPort = (probe.address() as AddressInfo).port;
-    await new Promise((r) => probe.close(r));
-    writeFileSync(
-      path.join(dir, 'prometheus.yml'),
+    prom = await startPrometheus(
+      prometheus!,
       `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:${appPort}']\n`,
     );
-    prom = spawn(
-      prometheus!,
-      [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${promPort}`,
-      ],
-      { stdio: 'ignore' },
-    );
     const deadline = Date.now() + 45_000;
-    let result: { metric: Record<string, string>; value: [number, string] }[] = [];
+    let result: PromSample[] = [];
     while (Date.now() < deadline) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=fragstat_allocated_bytes`);
-        const body = (await res.json()) as { data: { result: typeof result } };
-        result = body.data.result;
-        if (result.length) break;
-      } catch {
-        // not up yet
-      }
+      result = (await prom.query('fragstat_allocated_bytes')) ?? [];
+      if (result.length) break;
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(result).toHaveLength(1);

@@ -44,6 +44,9 @@ export type VerdictKind = (typeof verdictKinds)[number];
  */
 export type VerdictConfidence = 'low' | 'medium' | 'high';
 
+/** Each confidence as a number that orders them (1 low, 2 medium, 3 high), as the metrics publish it. */
+export const verdictConfidenceLevels: Record<VerdictConfidence, number> = { low: 1, medium: 2, high: 3 };
+
 /**
  * The figures behind a verdict. Troughs are the lowest value in each slice of the window;
  * growth is the last slice's trough less the first's. Bytes, ms, and shares from 0 to 1.

@@ -1,9 +1,10 @@
 // OpenTelemetry metrics through @opentelemetry/api (a peer dependency): observable instruments
 // read together, off the JS thread, once per collection.
+import { cgroupMemory, type CgroupMemory } from '../read/cgroup';
 import { allocator, trimLog } from '../read/core';
 import { figures, probeFigures } from '../read/figures';
 import { monitorVerdict, sharedBreakdown, sharedReading } from '../monitor/reading';
-import { verdictKinds } from '../diagnose/verdict';
+import { verdictConfidenceLevels, verdictKinds } from '../diagnose/verdict';
 import type { Snapshot } from '../base/types';
 import { checkBoolean, checkKeys, checkOptions, describe } from '../base/validate';
 
@@ -33,7 +34,8 @@ export interface OpenTelemetryOptions {
   /**
    * Observe the RSS breakdown as `rss.part` (attribute `part`; a breakdown taken at most once a
    * minute, off the JS thread) and a running monitor's verdict as `verdict` (attribute `kind`: 1
-   * for the current kind, 0 for the others). Default true.
+   * for the current kind, 0 for the others), with `verdict.confidence` and `verdict.rss.growth`.
+   * Default true.
    */
   breakdown?: boolean;
 }
@@ -42,10 +44,19 @@ type Value = (s: Snapshot) => number | null;
 
 const units = { bytes: 'By', ratio: '1', arenas: '{arena}' } as const;
 
+function readCgroup(): CgroupMemory | null {
+  try {
+    return cgroupMemory();
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Creates fragstat's observable instruments on `meter` (from @opentelemetry/api's
- * metrics.getMeter()). Every observation carries the attribute `allocator`. Returns a function
- * that removes the callback.
+ * metrics.getMeter()). Every observation carries the attribute `allocator`. The cgroup's memory
+ * limit and usage get instruments only where the cgroup reports them. Returns a function that
+ * removes the callback.
  */
 export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryOptions): () => void {
   if (meter === null || typeof meter !== 'object' || typeof meter.addBatchObservableCallback !== 'function') {
@@ -100,6 +111,41 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
       })
     : null;
 
+  const confidenceGauge = withBreakdown
+    ? meter.createObservableGauge(`${prefix}verdict.confidence`, {
+        description: "How firm a running monitor's verdict is: 1 low, 2 medium, 3 high.",
+        unit: '1',
+      })
+    : null;
+  const growthGauge = withBreakdown
+    ? meter.createObservableGauge(`${prefix}verdict.rss.growth`, {
+        description:
+          "Growth of RSS's troughs over a running monitor's verdict window (negative when they fell).",
+        unit: 'By/s',
+      })
+    : null;
+
+  // The cgroup's memory limit and usage: instruments only for the figures the cgroup reports now,
+  // and one read of the cgroup filesystem per collection.
+  const cgroupProbe = readCgroup();
+  const cgroupObserved: { instrument: unknown; value: (c: CgroupMemory) => number | null }[] = [];
+  if (cgroupProbe?.maxBytes != null)
+    cgroupObserved.push({
+      instrument: meter.createObservableGauge(`${prefix}cgroup.memory.limit`, {
+        description: "The memory limit of the process's cgroup (the lowest along its ancestors).",
+        unit: 'By',
+      }),
+      value: (c) => c.maxBytes,
+    });
+  if (cgroupProbe?.currentBytes != null)
+    cgroupObserved.push({
+      instrument: meter.createObservableGauge(`${prefix}cgroup.memory.usage`, {
+        description: "Memory charged to the process's cgroup, page cache included.",
+        unit: 'By',
+      }),
+      value: (c) => c.currentBytes,
+    });
+
   let errors = 0;
   const callback = async (observer: {
     observe(instrument: unknown, value: number, attributes?: object): void;
@@ -132,6 +178,16 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
     if (v !== null) {
       for (const kind of verdictKinds)
         observer.observe(verdictGauge, kind === v.kind ? 1 : 0, { ...attributes, kind });
+      observer.observe(confidenceGauge, verdictConfidenceLevels[v.confidence], attributes);
+      if (v.evidence !== null && Number.isFinite(v.evidence.rssBytesPerHour))
+        observer.observe(growthGauge, v.evidence.rssBytesPerHour / 3600, attributes);
+    }
+    const c = cgroupObserved.length > 0 ? readCgroup() : null;
+    if (c !== null) {
+      for (const { instrument, value } of cgroupObserved) {
+        const x = value(c);
+        if (x !== null && Number.isFinite(x)) observer.observe(instrument, x, attributes);
+      }
     }
     const log = trimLog();
     observer.observe(trims, log.count, attributes);
@@ -140,7 +196,8 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
   };
   const all = [
     ...observed.map((x) => x.instrument),
-    ...(parts === null ? [] : [parts, verdictGauge]),
+    ...(parts === null ? [] : [parts, verdictGauge, confidenceGauge, growthGauge]),
+    ...cgroupObserved.map((x) => x.instrument),
     trims,
     released,
     failures,

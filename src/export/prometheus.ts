@@ -1,10 +1,11 @@
 // Prometheus metrics through prom-client (a peer dependency): gauges read on scrape, off the JS
 // thread, one snapshot shared by every metric of a scrape.
+import { cgroupMemory } from '../read/cgroup';
 import { allocator, trimLog } from '../read/core';
 import { figures, probeFigures } from '../read/figures';
 import { monitorVerdict, sharedBreakdown, sharedReading, type SharedReading } from '../monitor/reading';
 import type { Snapshot } from '../base/types';
-import { verdictKinds } from '../diagnose/verdict';
+import { verdictConfidenceLevels, verdictKinds, type Verdict } from '../diagnose/verdict';
 import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from '../base/validate';
 
 /** The part of a prom-client Registry this module uses. */
@@ -26,7 +27,8 @@ export interface PrometheusOptions {
   cacheMs?: number;
   /**
    * Publish the RSS breakdown as `rss_part_bytes{part}` (from a breakdown taken at most once a
-   * minute, off the JS thread) and a running monitor's verdict as `verdict{kind}`. Default true.
+   * minute, off the JS thread) and a running monitor's verdict as `verdict{kind}`, with
+   * `verdict_confidence` and `verdict_rss_growth_bytes_per_second`. Default true.
    */
   breakdown?: boolean;
   /**
@@ -79,6 +81,24 @@ const defs: Def[] = [
   },
 ];
 
+/**
+ * `read()` at most once per scrape and at most once per `cacheMs`: prom-client calls every
+ * metric's collect() in one synchronous pass, so a value read in that pass serves the whole scrape
+ * even when cacheMs is 0.
+ */
+function perScrape<T>(read: () => T, cacheMs: number): () => T {
+  let entry: { at: number; value: T; thisPass: boolean } | null = null;
+  return () => {
+    const now = performance.now();
+    if (entry === null || (!entry.thisPass && now - entry.at > cacheMs)) {
+      const e = { at: now, value: read(), thisPass: true };
+      queueMicrotask(() => (e.thisPass = false));
+      entry = e;
+    }
+    return entry.value;
+  };
+}
+
 /** What registerPrometheus() did. */
 export interface PrometheusRegistration {
   /** Names of the metrics now in the registry. */
@@ -95,7 +115,8 @@ interface PromClient {
 /**
  * Registers fragstat's metrics in `registry` (a prom-client Registry, e.g. `client.register`).
  * Every metric carries an `allocator` label; figures the running allocator cannot report are not
- * registered, and a figure unknown at one scrape is left out of it. Registering again in the same
+ * registered, nor the cgroup's memory limit and usage where the cgroup does not report them, and
+ * a figure unknown at one scrape is left out of it. Registering again in the same
  * registry does not throw: metrics already there are kept.
  */
 export function registerPrometheus(
@@ -229,6 +250,9 @@ export function registerPrometheus(
       });
       added.push(partsName);
     }
+    // The monitor computes its verdict over its whole history: one per scrape serves the three
+    // verdict metrics (not cached beyond the scrape: a stopped monitor's verdict leaves at once).
+    const verdictNow = perScrape<Verdict | null>(monitorVerdict, 0);
     const verdictName = `${prefix}verdict`;
     names.push(verdictName);
     if (!registry.getSingleMetric(verdictName)) {
@@ -238,7 +262,7 @@ export function registerPrometheus(
         labelNames: ['allocator', 'kind'],
         registers: [registry],
         collect(this: { set(l: object, v: number): void; reset(): void }) {
-          const v = monitorVerdict();
+          const v = verdictNow();
           this.reset();
           if (v === null) return;
           for (const kind of verdictKinds) this.set({ ...labels, kind }, kind === v.kind ? 1 : 0);
@@ -246,6 +270,80 @@ export function registerPrometheus(
       });
       added.push(verdictName);
     }
+    const verdictGauges: { name: string; help: string; value: (v: Verdict) => number | null }[] = [
+      {
+        name: `${prefix}verdict_confidence`,
+        help: "How firm a running monitor's verdict is: 1 low, 2 medium, 3 high.",
+        value: (v) => verdictConfidenceLevels[v.confidence],
+      },
+      {
+        name: `${prefix}verdict_rss_growth_bytes_per_second`,
+        help: "Growth of RSS's troughs over a running monitor's verdict window (negative when they fell); absent before the monitor has enough readings.",
+        value: (v) => (v.evidence === null ? null : v.evidence.rssBytesPerHour / 3600),
+      },
+    ];
+    for (const g of verdictGauges) {
+      names.push(g.name);
+      if (registry.getSingleMetric(g.name)) continue;
+      new client.Gauge({
+        name: g.name,
+        help: g.help,
+        labelNames: ['allocator'],
+        registers: [registry],
+        collect(this: { set(l: object, v: number): void; reset(): void }) {
+          const v = verdictNow();
+          this.reset();
+          const x = v === null ? null : g.value(v);
+          if (x !== null && Number.isFinite(x)) this.set(labels, x);
+        },
+      });
+      added.push(g.name);
+    }
+  }
+
+  // The container's memory limit and usage, from one read of the cgroup filesystem per scrape
+  // (cached for cacheMs), registered only when the cgroup reports the figure at registration.
+  const cgroupNow = perScrape(() => {
+    try {
+      return cgroupMemory();
+    } catch {
+      return null;
+    }
+  }, cacheMs);
+  const cgroupProbe = cgroupNow();
+  const cgroupGauges: {
+    name: string;
+    help: string;
+    value: (c: NonNullable<typeof cgroupProbe>) => number | null;
+  }[] = [
+    {
+      name: `${prefix}cgroup_memory_limit_bytes`,
+      help: "The memory limit of the process's cgroup (the lowest along its ancestors).",
+      value: (c) => c.maxBytes,
+    },
+    {
+      name: `${prefix}cgroup_memory_usage_bytes`,
+      help: "Memory charged to the process's cgroup, page cache included.",
+      value: (c) => c.currentBytes,
+    },
+  ];
+  for (const g of cgroupGauges) {
+    if (cgroupProbe === null || g.value(cgroupProbe) === null) continue;
+    names.push(g.name);
+    if (registry.getSingleMetric(g.name)) continue;
+    new client.Gauge({
+      name: g.name,
+      help: g.help,
+      labelNames: ['allocator'],
+      registers: [registry],
+      collect(this: { set(l: object, v: number): void; reset(): void }) {
+        const c = cgroupNow();
+        this.reset();
+        const x = c === null ? null : g.value(c);
+        if (x !== null && Number.isFinite(x)) this.set(labels, x);
+      },
+    });
+    added.push(g.name);
   }
 
   const infoName = `${prefix}allocator_info`;
