@@ -40,38 +40,62 @@ export interface PrometheusServer {
 export async function startPrometheus(binary: string, config: string): Promise<PrometheusServer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fragstat-prom-'));
   writeFileSync(path.join(dir, 'prometheus.yml'), config);
-  const port = await freePort();
-  const child = spawn(
-    binary,
-    [
-      `--config.file=${path.join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const api = async <T>(p: string): Promise<T | null> => {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}${p}`);
-      return (await res.json()) as T;
-    } catch {
-      return null; // not up yet
+  const data = path.join(dir, 'data');
+  // The port was free when asked, but another test's server may take it before this one binds
+  // it: this server is known to be up only once the server on the port reports this storage
+  // directory. A server that exits (could not bind) is started again on another port.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const child = spawn(
+      binary,
+      [
+        `--config.file=${path.join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${data}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    const api = async <T>(p: string): Promise<T | null> => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}${p}`);
+        return (await res.json()) as T;
+      } catch {
+        return null; // not up yet
+      }
+    };
+    const deadline = Date.now() + 30_000;
+    let ours = false;
+    while (!exited && Date.now() < deadline) {
+      const flags = await api<{ data?: Record<string, string> }>('/api/v1/status/flags');
+      if (flags?.data?.['storage.tsdb.path'] === data) {
+        ours = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
     }
-  };
-  return {
-    port,
-    api,
-    async query(expr) {
-      const body = await api<{ status: string; error?: string; data: { result: PromSample[] } }>(
-        `/api/v1/query?query=${encodeURIComponent(expr)}`,
-      );
-      if (body === null) return null;
-      if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`);
-      return body.data.result;
-    },
-    stop() {
+    if (!ours) {
       child.kill('SIGKILL');
+      if (attempt < 5) continue;
       rmSync(dir, { recursive: true, force: true });
-    },
-  };
+      throw new Error(`prometheus did not start on a port of its own (${attempt} tries)`);
+    }
+    return {
+      port,
+      api,
+      async query(expr) {
+        const body = await api<{ status: string; error?: string; data: { result: PromSample[] } }>(
+          `/api/v1/query?query=${encodeURIComponent(expr)}`,
+        );
+        if (body === null) return null;
+        if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`);
+        return body.data.result;
+      },
+      stop() {
+        child.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
 }

@@ -75,7 +75,7 @@ for (const { page, file, code } of blocks) {
     expect(r.code).toBe(0);
     if (file === 'usage.mjs') {
       expect(r.stdout).toMatch(/^glibc \d+ \d+ \d+ [\d.]+\n/);
-      expect(r.stdout).toMatch(/released \d+ bytes in [\d.]+ ms/);
+      expect(r.stdout).toMatch(/released -?\d+ bytes in [\d.]+ ms/);
     }
   });
 }
