@@ -78,3 +78,20 @@ export {
   type HeapProfilerStatus,
   type TopEntry,
 } from './profile';
+export {
+  holdersFromSnapshot,
+  diffHolders,
+  type Holders,
+  type HoldersOptions,
+  type HolderGroup,
+  type HolderPart,
+  type HoldersDiff,
+  type HolderChange,
+} from './holders';
+export { holders, type LiveHolders, type LiveHoldersOptions } from './holders-live';
+export {
+  parseHeapSnapshot,
+  HeapSnapshotParser,
+  type HeapSnapshot,
+  type HeapSnapshotMeta,
+} from './heapsnapshot';
