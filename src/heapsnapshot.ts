@@ -366,8 +366,14 @@ export class HeapSnapshotParser {
           return n;
         }
         this.stringParts.push(s.slice(i, j));
+        // join() makes a new flat string; a slice of 13 characters or more would be a view that
+        // keeps the whole chunk alive, so those go through JSON.parse, which copies them.
         const raw = this.stringParts.length === 1 ? this.stringParts[0] : this.stringParts.join('');
-        this.strings.push(this.stringHasEscape ? (JSON.parse(`"${raw}"`) as string) : raw);
+        this.strings.push(
+          this.stringHasEscape || (this.stringParts.length === 1 && raw.length >= 13)
+            ? (JSON.parse(`"${raw}"`) as string)
+            : raw,
+        );
         this.stringParts = [];
         this.inString = false;
         i = j + 1;
