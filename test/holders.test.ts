@@ -89,7 +89,133 @@ describe.runIf(glibc)('holders in a real process (glibc)', () => {
   });
 });
 
+/** A snapshot in V8's layout from a list of nodes and edges (by node index). */
+function tinySnapshot(
+  nodes: Array<[type: string, name: string, selfSize: number]>,
+  edges: Array<[from: number, type: string, nameOrIndex: string | number, to: number]>,
+): string {
+  const nodeTypes = [
+    'hidden',
+    'array',
+    'string',
+    'object',
+    'code',
+    'closure',
+    'regexp',
+    'number',
+    'native',
+    'synthetic',
+  ];
+  const edgeTypes = ['context', 'element', 'property', 'internal', 'hidden', 'shortcut', 'weak'];
+  const strings: string[] = [];
+  const str = (x: string) => (strings.includes(x) ? strings.indexOf(x) : strings.push(x) - 1);
+  const fields = ['type', 'name', 'id', 'self_size', 'edge_count', 'trace_node_id', 'detachedness'];
+  const nodeRows = nodes.map(([type, name, size], i) => [
+    nodeTypes.indexOf(type),
+    str(name),
+    i * 2 + 1,
+    size,
+    edges.filter((e) => e[0] === i).length,
+    0,
+    0,
+  ]);
+  const edgeRows = [...edges]
+    .sort((a, b) => a[0] - b[0])
+    .map(([, type, name, to]) => [
+      edgeTypes.indexOf(type),
+      typeof name === 'number' ? name : str(name),
+      to * fields.length,
+    ]);
+  return JSON.stringify({
+    snapshot: {
+      meta: {
+        node_fields: fields,
+        node_types: [nodeTypes, 'string', 'number', 'number', 'number', 'number', 'number'],
+        edge_fields: ['type', 'name_or_index', 'to_node'],
+        edge_types: [edgeTypes, 'string_or_number', 'node'],
+        location_fields: ['object_index', 'script_id', 'line', 'column'],
+      },
+      node_count: nodes.length,
+      edge_count: edges.length,
+    },
+    nodes: nodeRows.flat(),
+    edges: edgeRows.flat(),
+    locations: [],
+    strings,
+  });
+}
+
 describe('holdersFromSnapshot', () => {
+  it('attributes native bytes to the dominating container, ignoring weak edges and cleanup queues', async () => {
+    const nodes: Array<[string, string, number]> = [
+      ['synthetic', '', 0], // 0 root
+      ['synthetic', '(GC roots)', 0], // 1
+      ['object', 'system / Context', 40], // 2
+      ['object', 'Map', 32], // 3
+      ['array', '', 64], // 4 the Map's table
+      ['object', 'Buffer', 96], // 5
+      ['object', 'ArrayBuffer', 88], // 6
+      ['native', 'system / JSArrayBufferData', 1000], // 7
+      ['object', 'Object', 24], // 8 refers to the Buffer weakly
+      ['synthetic', 'Node / ZlibStream', 100], // 9
+      ['native', 'Node / zlib_memory', 5000], // 10
+      ['object', 'Zlib', 56], // 11 the wrapper
+      ['object', 'Gzip', 200], // 12 the stream
+      ['native', 'Node / CleanupQueue', 50], // 13
+      ['object', 'Set', 32], // 14
+      ['array', '', 64], // 15 the Set's table
+      ['native', 'system / JSArrayBufferData', 7], // 16 only weakly reachable
+      ['object', 'ArrayBuffer', 88], // 17
+    ];
+    const edges: Array<[number, string, string | number, number]> = [
+      [0, 'element', 1, 1],
+      [0, 'element', 2, 13],
+      [1, 'element', 1, 2],
+      [1, 'element', 2, 8],
+      [2, 'context', 'cache', 3],
+      [2, 'context', 'sessions', 14],
+      [3, 'internal', 'table', 4],
+      [4, 'element', 0, 5],
+      [5, 'internal', 'buffer', 6],
+      [6, 'internal', 'backing_store', 7],
+      [8, 'weak', 'target', 5],
+      [8, 'weak', 'other', 17],
+      [9, 'internal', 'zlib_memory', 10],
+      [9, 'internal', 'native_to_javascript', 11],
+      [11, 'internal', 'javascript_to_native', 9],
+      [11, 'property', 'owner', 12],
+      [12, 'property', '_handle', 11],
+      [13, 'element', 1, 9],
+      [14, 'internal', 'table', 15],
+      [15, 'element', 0, 12],
+      [17, 'internal', 'backing_store', 16],
+    ];
+    const h = await holdersFromSnapshot([tinySnapshot(nodes, edges)]);
+    expect(h.nativeBytes).toBe(1000 + 100 + 5000 + 50);
+    expectAccounted(h);
+    const byHolder = Object.fromEntries(h.groups.map((g) => [g.holder ?? g.key, g]));
+    expect(byHolder['Set `sessions`']).toMatchObject({ kind: 'Gzip (ZlibStream)', count: 1, bytes: 5100 });
+    expect(byHolder['Map `cache`']).toMatchObject({ kind: 'Buffer', count: 1, bytes: 1000 });
+    expect(byHolder['kind:CleanupQueue']).toMatchObject({ holder: null, bytes: 50 });
+    expect(h.groups[0].holder).toBe('Set `sessions`');
+    expect(byHolder['Map `cache`'].path).toEqual([
+      'scope',
+      'variable `cache` → Map',
+      '(table) → (internal)',
+      '[0] → Buffer',
+      '(buffer) → ArrayBuffer',
+      '(backing_store) → system / JSArrayBufferData',
+    ]);
+
+    // Held by the roots rather than the Set, the stream has no JS holder: grouped by its kind.
+    const rooted = edges.map((e): (typeof edges)[number] =>
+      e[2] === 'sessions' ? [1, 'element', 3, 12] : e,
+    );
+    const k = await holdersFromSnapshot([tinySnapshot(nodes, rooted)]);
+    expect(k.groups[0]).toMatchObject({ key: 'kind:Gzip (ZlibStream)', holder: null, count: 1, bytes: 5100 });
+    expect(k.groups[0].description).toMatch(/held by no JS container: 1 Gzip \(ZlibStream\), 5\.0 KiB/);
+  });
+
   it('reads a snapshot stream of this process: a Buffer pool slab counts once', async () => {
     const pooled = Array.from({ length: 200 }, (_, i) => Buffer.from(`small ${i}`)); // one 8 KiB slab
     const big = { kept: Buffer.alloc(3 * 1024 * 1024, 1) };
