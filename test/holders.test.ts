@@ -3,7 +3,7 @@
 // with bytes within 20% of the growth of fragstat's own allocatedBytes across the leak.
 import { getHeapSnapshot } from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { allocator, diffHolders, holdersFromSnapshot, type Holders } from '../src';
+import { allocator, diffHolders, holders, holdersFromSnapshot, type Holders } from '../src';
 import { runFixtureAsync } from './helpers';
 
 const glibc = allocator().name === 'glibc';
@@ -242,5 +242,9 @@ describe('holdersFromSnapshot', () => {
     );
     await expect(holdersFromSnapshot(['{"snapshot":'])).rejects.toThrow(SyntaxError);
     expect(() => diffHolders(null as never, null as never)).toThrow(TypeError);
+    await expect(holders({ directory: 1 } as never)).rejects.toThrow(
+      /Expected a string for options.directory/,
+    );
+    await expect(holders({ pathSteps: 0 })).rejects.toThrow(RangeError);
   });
 });
