@@ -28,7 +28,10 @@ export interface HolderGroup {
   key: string;
   /** E.g. "Map `thumbs` (leak.js:12) → 2,914 Buffers, 51.3 MiB". */
   description: string;
-  /** The holder: its class and the variable or property that holds it, or null for a kind group. */
+  /**
+   * The holder: its class and the variable or property that holds it (a closure variable that
+   * holds a Buffer directly is named after the Buffer: Buffer `cache`), or null for a kind group.
+   */
   holder: string | null;
   /** Where the holder's scope or function is: "file.js:line:column", or null if not known. */
   location: string | null;
@@ -583,7 +586,7 @@ class Graph {
     for (const item of ordered) {
       let holder = NONE;
       let joined: GroupAcc | undefined;
-      for (let v = idom[item.object]; v !== NONE && v !== 0; v = idom[v]) {
+      for (let prev = item.object, v = idom[prev]; v !== NONE && v !== 0; prev = v, v = idom[v]) {
         const owner = ownerItem.get(v);
         if (owner !== undefined && owner !== item && groupOf.has(owner)) {
           joined = groupOf.get(owner);
@@ -592,6 +595,14 @@ class Graph {
         if (!item.parts.has(v) && this.isContainer(v)) {
           holder = v;
           break;
+        }
+        // A closure variable that holds the object (or what holds it) directly is the holder.
+        if (this.isContext(v)) {
+          const e = this.edgeBetween(v, prev);
+          if (e >= 0 && this.edgeType(e) === this.e.context) {
+            holder = prev;
+            break;
+          }
         }
       }
       const acc = joined ?? this.group(item, holder, groups, o);

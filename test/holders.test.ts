@@ -166,6 +166,9 @@ describe('holdersFromSnapshot', () => {
       ['array', '', 64], // 15 the Set's table
       ['native', 'system / JSArrayBufferData', 7], // 16 only weakly reachable
       ['object', 'ArrayBuffer', 88], // 17
+      ['object', 'Buffer', 96], // 18 held directly by a closure variable
+      ['object', 'ArrayBuffer', 88], // 19
+      ['native', 'system / JSArrayBufferData', 300], // 20
     ];
     const edges: Array<[number, string, string | number, number]> = [
       [0, 'element', 1, 1],
@@ -189,14 +192,18 @@ describe('holdersFromSnapshot', () => {
       [14, 'internal', 'table', 15],
       [15, 'element', 0, 12],
       [17, 'internal', 'backing_store', 16],
+      [2, 'context', 'single', 18],
+      [18, 'internal', 'buffer', 19],
+      [19, 'internal', 'backing_store', 20],
     ];
     const h = await holdersFromSnapshot([tinySnapshot(nodes, edges)]);
-    expect(h.nativeBytes).toBe(1000 + 100 + 5000 + 50);
+    expect(h.nativeBytes).toBe(1000 + 100 + 5000 + 50 + 300);
     expectAccounted(h);
     const byHolder = Object.fromEntries(h.groups.map((g) => [g.holder ?? g.key, g]));
     expect(byHolder['Set `sessions`']).toMatchObject({ kind: 'Gzip (ZlibStream)', count: 1, bytes: 5100 });
     expect(byHolder['Map `cache`']).toMatchObject({ kind: 'Buffer', count: 1, bytes: 1000 });
     expect(byHolder['kind:CleanupQueue']).toMatchObject({ holder: null, bytes: 50 });
+    expect(byHolder['Buffer `single`']).toMatchObject({ kind: 'Buffer', count: 1, bytes: 300 });
     expect(h.groups[0].holder).toBe('Set `sessions`');
     expect(byHolder['Map `cache`'].path).toEqual([
       'scope',
