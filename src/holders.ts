@@ -48,7 +48,7 @@ export interface HolderGroup {
 
 /** The native memory a heap snapshot shows, grouped by what keeps it alive (plain JSON). */
 export interface Holders {
-  /** ISO time the reading was made. */
+  /** ISO time the analysis finished (the snapshot was taken just before). */
   takenAt: string;
   /** Size of the snapshot text (UTF-8 bytes). */
   snapshotBytes: number;
@@ -60,7 +60,7 @@ export interface Holders {
   groups: HolderGroup[];
   /** Native bytes in the groups left out by `top`. */
   otherBytes: number;
-  /** Milliseconds spent parsing and analysing (not counting the time to take the snapshot). */
+  /** Milliseconds from the first chunk to the result: parsing and analysis, and for a stream the wait for its chunks. */
   analysisMs: number;
 }
 
