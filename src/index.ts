@@ -93,3 +93,20 @@ export {
   type HeapProfilerStatus,
   type TopEntry,
 } from './profile/profile';
+export {
+  holdersFromSnapshot,
+  diffHolders,
+  type Holders,
+  type HoldersOptions,
+  type HolderGroup,
+  type HolderPart,
+  type HoldersDiff,
+  type HolderChange,
+} from './profile/holders';
+export { holders, type LiveHolders, type LiveHoldersOptions } from './profile/holders-live';
+export {
+  parseHeapSnapshot,
+  HeapSnapshotParser,
+  type HeapSnapshot,
+  type HeapSnapshotMeta,
+} from './profile/heapsnapshot';

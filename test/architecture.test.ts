@@ -69,7 +69,7 @@ it('binding.ts is the only room that loads native code', () => {
   expect(loaders.map((f) => path.relative(src, f))).toEqual(['binding.ts']);
 });
 
-it('the parsers (smaps, ELF symbols, jemalloc heap dumps, pprof) import no native code', () => {
+it('the parsers (smaps, ELF symbols, jemalloc heap dumps, pprof, V8 heap snapshots) import no native code', () => {
   for (const parser of [
     'read/smaps.ts',
     'profile/profile-symbols.ts',
