@@ -61,11 +61,14 @@ describe('snapshots and results are plain data', () => {
 
   it('a sync snapshot is not changed by the next one', () => {
     const a = fragstat.snapshot();
+    const before = a.allocatedBytes;
     const keep = Buffer.alloc(64 * 1024 * 1024, 1);
     const b = fragstat.snapshot();
-    // V8 may free an earlier test's backing stores on a background thread meanwhile: a little slack.
-    expect(b.allocatedBytes! - a.allocatedBytes!).toBeGreaterThanOrEqual(keep.length - 1024 * 1024);
-    expect(a.allocatedBytes).not.toBe(b.allocatedBytes);
+    // a is a copy: taking b left it as it was.
+    expect(a.allocatedBytes).toBe(before);
+    // b saw the 64 MiB. V8 may free earlier tests' backing stores on a background thread
+    // meanwhile (more than 1 MiB of them under load), so only half of it is asked for.
+    expect(b.allocatedBytes! - before!).toBeGreaterThanOrEqual(keep.length / 2);
   });
 });
 
