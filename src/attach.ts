@@ -115,12 +115,29 @@ export async function openInspector(
     }
   }
   const address = connectAddress(socket.address);
-  const targets = await listTargets(address, socket.port);
-  if (!targets.length)
-    throw new AttachError('NO_INSPECTOR', `the inspector of process ${pid} lists no target`);
-  const session = await connectInspector(
-    targets[0].webSocketDebuggerUrl.replace('ws://0.0.0.0:', `ws://${address}:`),
-  );
+  let session: InspectorSession | null = null;
+  let failure: Error | null = null;
+  // Twice: an inspector that fragstat opened must be reached again to be closed.
+  for (let attempt = 0; attempt < 2 && !session; attempt++) {
+    try {
+      const targets = await listTargets(address, socket.port);
+      if (!targets.length) throw new Error('it lists no target');
+      session = await connectInspector(
+        targets[0].webSocketDebuggerUrl.replace('ws://0.0.0.0:', `ws://${address}:`),
+      );
+    } catch (err) {
+      failure = err as Error;
+      await sleep(200);
+    }
+  }
+  if (!session) {
+    throw new AttachError(
+      'NO_INSPECTOR',
+      `cannot connect to the inspector of process ${pid} on ${address}:${socket.port}: ${failure?.message}` +
+        (wasOpen ? '' : '. fragstat opened it and could not close it: it stays open until the process ends'),
+    );
+  }
+  const connected: InspectorSession = session;
   const openedAt = Date.now();
   const inode = socket.inode;
   const port = socket.port;
@@ -133,24 +150,24 @@ export async function openInspector(
     address,
     port,
     wasOpen,
-    session,
+    session: connected,
     openedAt,
     async close(): Promise<boolean> {
       if (wasOpen) {
-        await session.close();
+        await connected.close();
         return true;
       }
       // inspector.close() run inside the session's own message would close the connection under
       // it: schedule it, leave, and watch the port go.
       try {
         await evaluate(
-          session,
+          connected,
           `(() => { const i = ${loaderSource}('node:inspector'); setTimeout(() => i.close(), 10); return 'ok'; })()`,
         );
       } catch {
         // the session broke: the port check below says how the inspector stands
       }
-      await session.close();
+      await connected.close();
       const deadline = Date.now() + 5000;
       for (;;) {
         let open: boolean;
