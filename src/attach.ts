@@ -195,18 +195,38 @@ const loaderSource = `((id) => {
   throw new Error('no require in this process: cannot load ' + id);
 })`;
 
+// How long one evaluation in the process may take (a reading takes milliseconds; a blocked event
+// loop never answers).
+const EVALUATE_TIMEOUT_MS = 30_000;
+
 /** Runs `expression` in the session's process (awaiting a promise) and returns its value. */
 async function evaluate(session: InspectorSession, expression: string): Promise<unknown> {
-  const r = await session.send<{
-    result: { value?: unknown };
-    exceptionDetails?: { text?: string; exception?: { description?: string } };
-  }>('Runtime.evaluate', {
-    expression,
-    includeCommandLineAPI: true,
-    awaitPromise: true,
-    returnByValue: true,
-    silent: true,
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new AttachError(
+            'EVALUATE',
+            `the process did not answer within ${EVALUATE_TIMEOUT_MS / 1000} s: is its event loop blocked?`,
+          ),
+        ),
+      EVALUATE_TIMEOUT_MS,
+    );
   });
+  const r = await Promise.race([
+    session.send<{
+      result: { value?: unknown };
+      exceptionDetails?: { text?: string; exception?: { description?: string } };
+    }>('Runtime.evaluate', {
+      expression,
+      includeCommandLineAPI: true,
+      awaitPromise: true,
+      returnByValue: true,
+      silent: true,
+    }),
+    late,
+  ]).finally(() => clearTimeout(timer));
   if (r.exceptionDetails) {
     const d = r.exceptionDetails;
     throw new AttachError(
