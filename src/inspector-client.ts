@@ -127,6 +127,8 @@ export function encodeFrame(opcode: number, payload: Buffer): Buffer {
 export class FrameReader {
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
+  // The length of the frame being received, once its header is in: nothing is joined before then.
+  private need = 0;
   private fragments: Buffer[] = [];
   private fragmentsBytes = 0;
   private fragmentOpcode = 0;
@@ -141,7 +143,7 @@ export class FrameReader {
     this.buffered.push(chunk);
     this.bufferedBytes += chunk.length;
     for (;;) {
-      if (this.bufferedBytes < 2) return;
+      if (this.bufferedBytes < Math.max(2, this.need)) return;
       const buf = this.buffered.length === 1 ? this.buffered[0] : Buffer.concat(this.buffered);
       this.buffered = [buf];
       const fin = (buf[0] & 0x80) !== 0;
@@ -162,7 +164,11 @@ export class FrameReader {
       }
       const maskOff = off;
       if (masked) off += 4;
-      if (buf.length < off + len) return;
+      if (buf.length < off + len) {
+        this.need = off + len;
+        return;
+      }
+      this.need = 0;
       let payload = buf.subarray(off, off + len);
       if (masked) {
         payload = Buffer.from(payload);
