@@ -19,7 +19,7 @@ import type { Breakdown } from './breakdown';
 import type { Finding } from './doctor';
 import type { MonitorStats, Sample } from './monitor';
 import type { Verdict } from './verdict';
-import { checkBoolean, checkKeys, checkNumber, checkOptions } from './validate';
+import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './validate';
 
 export { AttachError } from './attach-proc';
 
@@ -44,6 +44,12 @@ export interface OpenInspector {
   close(): Promise<boolean>;
 }
 
+/** A pid: an integer from 1 to 2^22 (Linux's pid_max ceiling). */
+function checkPid(pid: unknown): void {
+  if (typeof pid !== 'number') throw new TypeError(`Expected a number for pid but received ${describe(pid)}`);
+  checkNumber('pid', pid, 0, 1, 2 ** 22, true);
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The first of `sockets` that answers as a Node.js inspector, or null. */
@@ -64,7 +70,7 @@ export async function openInspector(
   pid: number,
   options: { timeoutMs?: number } = {},
 ): Promise<OpenInspector> {
-  checkNumber('pid', pid, 0, 1, 2 ** 22, true);
+  checkPid(pid);
   const timeoutMs = options.timeoutMs ?? 5000;
   checkTarget(pid);
   const before = listeningSockets(pid);
@@ -396,7 +402,7 @@ async function runInTarget(
 export async function attach(pid: number, options?: AttachOptions): Promise<AttachResult> {
   const o = checkOptions('attach(pid, options)', options);
   checkKeys('attach(pid, options)', o, ['timeoutMs', 'watchMs', 'intervalMs', 'trim', 'onProgress']);
-  checkNumber('pid', pid, 0, 1, 2 ** 22, true);
+  checkPid(pid);
   const timeoutMs = checkNumber('options.timeoutMs', o.timeoutMs, 5000, 100, 600_000);
   const watchMs = checkNumber('options.watchMs', o.watchMs, 0, 0, 2 ** 31 - 1);
   const intervalMs = checkNumber('options.intervalMs', o.intervalMs, 1000, 10, 2 ** 31 - 1);

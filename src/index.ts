@@ -78,3 +78,15 @@ export {
   type HeapProfilerStatus,
   type TopEntry,
 } from './profile';
+export {
+  attach,
+  openInspector,
+  AttachError,
+  type AttachOptions,
+  type AttachResult,
+  type AttachReading,
+  type AttachTrim,
+  type AttachWatch,
+  type OpenInspector,
+} from './attach';
+export { takeHeapSnapshot, type InspectorSession } from './inspector-client';

@@ -15,10 +15,10 @@ const bin = path.join(root, 'bin/fragstat.js');
 const { attach, openInspector } = require(
   path.join(root, 'dist/attach.js'),
 ) as typeof import('../src/attach');
-const { listeningSockets } = require(
+const { inspectorBindingOf, listeningSockets, parseListening } = require(
   path.join(root, 'dist/attach-proc.js'),
 ) as typeof import('../src/attach-proc');
-const { connectInspector, listTargets, takeHeapSnapshot } = require(
+const { connectInspector, FrameReader, listTargets, takeHeapSnapshot } = require(
   path.join(root, 'dist/inspector-client.js'),
 ) as typeof import('../src/inspector-client');
 
@@ -442,4 +442,84 @@ describe('failures say why and what to do', () => {
 
 it('the services run the node under test', () => {
   expect(nodeMajor).toBeGreaterThanOrEqual(18);
+});
+
+describe('pieces', () => {
+  it('attach() checks its arguments', async () => {
+    await expect(attach('1' as never)).rejects.toThrow(
+      /^Expected a number for pid but received a string \("1"\)$/,
+    );
+    await expect(attach(0)).rejects.toThrow(RangeError);
+    await expect(attach(1.5)).rejects.toThrow(/an integer/);
+    await expect(attach(1, { watch: 1 } as never)).rejects.toThrow(/Unknown option "watch"/);
+    await expect(attach(1, { trim: 'yes' } as never)).rejects.toThrow(/Expected a boolean for options.trim/);
+    await expect(openInspector(undefined as never)).rejects.toThrow(
+      /Expected a number for pid but received undefined/,
+    );
+  });
+
+  it('reads server frames split anywhere: short, 16-bit and 64-bit lengths, continuations, pings', () => {
+    const frame = (fin: boolean, opcode: number, payload: Buffer) => {
+      const n = payload.length;
+      const head = n < 126 ? Buffer.from([0, n]) : n < 65536 ? Buffer.alloc(4) : Buffer.alloc(10);
+      if (n >= 126 && n < 65536) {
+        head[1] = 126;
+        head.writeUInt16BE(n, 2);
+      } else if (n >= 65536) {
+        head[1] = 127;
+        head.writeBigUInt64BE(BigInt(n), 2);
+      }
+      head[0] = (fin ? 0x80 : 0) | opcode;
+      return Buffer.concat([head, payload]);
+    };
+    const texts = ['{"id":1}', 'x'.repeat(300), 'y'.repeat(70_000)];
+    const stream = Buffer.concat([
+      frame(true, 1, Buffer.from(texts[0])),
+      frame(true, 9, Buffer.from('ping')),
+      frame(true, 1, Buffer.from(texts[1])),
+      frame(false, 1, Buffer.from(texts[2].slice(0, 1000))),
+      frame(true, 0, Buffer.from(texts[2].slice(1000))),
+    ]);
+    for (const step of [1, 7, 4096, stream.length]) {
+      const got: string[] = [];
+      const control: number[] = [];
+      const r = new FrameReader(
+        (op, data) => got.push(`${op}:${data.toString()}`),
+        (op) => control.push(op),
+      );
+      for (let i = 0; i < stream.length; i += step) r.push(stream.subarray(i, i + step));
+      expect(got).toEqual(texts.map((t) => `1:${t}`));
+      expect(control).toEqual([9]);
+    }
+  });
+
+  it('reads listening sockets and inspector options as /proc and node write them', () => {
+    const tcp = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:2405 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1',
+      '   1: 0100007F:2405 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 222 1',
+      '   2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 333 1',
+    ].join('\n');
+    expect(parseListening(tcp, false)).toEqual([
+      { address: '127.0.0.1', port: 9221, inode: 111 },
+      { address: '0.0.0.0', port: 8080, inode: 333 },
+    ]);
+    const tcp6 = [
+      '  sl  local_address                         remote_address                        st',
+      '   0: 00000000000000000000000001000000:2405 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 444 1',
+      '   1: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 555 1',
+    ].join('\n');
+    expect(parseListening(tcp6, true)).toEqual([
+      { address: '::1', port: 9221, inode: 444 },
+      { address: '::', port: 8080, inode: 555 },
+    ]);
+    expect(inspectorBindingOf([])).toEqual({ host: '127.0.0.1', port: 9229, from: null });
+    expect(inspectorBindingOf(['--inspect-port=0.0.0.0:9300'])).toMatchObject({
+      host: '0.0.0.0',
+      port: 9300,
+    });
+    expect(inspectorBindingOf(['--inspect-port', '9300'])).toMatchObject({ host: '127.0.0.1', port: 9300 });
+    expect(inspectorBindingOf(['--inspect=[::1]:0'])).toMatchObject({ host: '::1', port: 0 });
+    expect(inspectorBindingOf(['--inspect=0.0.0.0'])).toMatchObject({ host: '0.0.0.0', port: 9229 });
+  });
 });
