@@ -8,7 +8,8 @@
 //    HEAPS MiB measures its own event-loop stall with a 1 ms timer loop and reports the longest
 //    gap over IPC; the figure is also given per GiB of V8 heap.
 //
-//   node bench/attach.mjs     (RUNS=4, DURATION=5 seconds, CONNECTIONS=16, HEAPS=100,500, SNAPSHOT_RUNS=1)
+//   node bench/attach.mjs     (RUNS=4, DURATION=5 seconds, CONNECTIONS=16, HEAPS=100,500, SNAPSHOT_RUNS=1,
+//                              PARTS=http,snapshot)
 import { fork, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { jsonBody, machine, median, require, table } from './common.mjs';
@@ -16,6 +17,7 @@ import { jsonBody, machine, median, require, table } from './common.mjs';
 const RUNS = Number(process.env.RUNS || 4);
 const DURATION = Number(process.env.DURATION || 5);
 const CONNECTIONS = Number(process.env.CONNECTIONS || 16);
+const PARTS = (process.env.PARTS || 'http,snapshot').split(',');
 const SNAPSHOT_RUNS = Number(process.env.SNAPSHOT_RUNS || 1);
 const HEAPS = (process.env.HEAPS || '100,500').split(',').map(Number);
 const { attach, openInspector } = require('../dist/attach.js');
@@ -118,72 +120,76 @@ async function snapshotRun(heapMib) {
 }
 
 console.log(`${machine()}\n`);
-const runs = { none: [], attach: [] };
-for (let r = 0; r < RUNS; r++) {
-  runs.none.push(await httpRun(false));
-  runs.attach.push(await httpRun(true));
+if (PARTS.includes('http')) {
+  const runs = { none: [], attach: [] };
+  for (let r = 0; r < RUNS; r++) {
+    runs.none.push(await httpRun(false));
+    runs.attach.push(await httpRun(true));
+  }
+  const p99 = (k) => median(runs[k].map((x) => x.p99));
+  const rps = (k) => median(runs[k].map((x) => x.rps));
+  const max = (k) => median(runs[k].map((x) => x.max));
+  const windows = runs.attach.flatMap((x) => x.windows);
+  console.log(
+    `HTTP service, ${RUNS} runs of ${DURATION} s each, ${CONNECTIONS} connections, alternating (medians):\n`,
+  );
+  console.log(
+    table(
+      ['', 'p99 latency (ms)', 'max latency (ms)', 'requests/s', 'errors'],
+      [
+        [
+          'no attach',
+          p99('none'),
+          max('none'),
+          rps('none').toFixed(0),
+          runs.none.reduce((a, x) => a + x.errors, 0),
+        ],
+        [
+          'one attach mid-run',
+          `${p99('attach')} (${(p99('attach') / p99('none')).toFixed(2)}x)`,
+          `${max('attach')} (${(max('attach') / max('none')).toFixed(2)}x)`,
+          `${rps('attach').toFixed(0)} (${(rps('attach') / rps('none')).toFixed(2)}x)`,
+          runs.attach.reduce((a, x) => a + x.errors, 0),
+        ],
+      ],
+    ),
+  );
+  console.log(
+    `\n${windows.length} attaches: median ${median(windows.map((w) => w.totalMs)).toFixed(0)} ms each, ` +
+      `inspector open ${median(windows.map((w) => w.openMs)).toFixed(0)} ms of it (median)\n`,
+  );
 }
-const p99 = (k) => median(runs[k].map((x) => x.p99));
-const rps = (k) => median(runs[k].map((x) => x.rps));
-const max = (k) => median(runs[k].map((x) => x.max));
-const windows = runs.attach.flatMap((x) => x.windows);
-console.log(
-  `HTTP service, ${RUNS} runs of ${DURATION} s each, ${CONNECTIONS} connections, alternating (medians):\n`,
-);
-console.log(
-  table(
-    ['', 'p99 latency (ms)', 'max latency (ms)', 'requests/s', 'errors'],
-    [
-      [
-        'no attach',
-        p99('none'),
-        max('none'),
-        rps('none').toFixed(0),
-        runs.none.reduce((a, x) => a + x.errors, 0),
-      ],
-      [
-        'one attach mid-run',
-        `${p99('attach')} (${(p99('attach') / p99('none')).toFixed(2)}x)`,
-        `${max('attach')} (${(max('attach') / max('none')).toFixed(2)}x)`,
-        `${rps('attach').toFixed(0)} (${(rps('attach') / rps('none')).toFixed(2)}x)`,
-        runs.attach.reduce((a, x) => a + x.errors, 0),
-      ],
-    ],
-  ),
-);
-console.log(
-  `\n${windows.length} attaches: median ${median(windows.map((w) => w.totalMs)).toFixed(0)} ms each, ` +
-    `inspector open ${median(windows.map((w) => w.openMs)).toFixed(0)} ms of it (median)\n`,
-);
 
-const rows = [];
-for (const heap of HEAPS) {
-  const rs = [];
-  for (let r = 0; r < SNAPSHOT_RUNS; r++) rs.push(await snapshotRun(heap));
-  const used = median(rs.map((x) => x.heapUsedBytes));
-  const pause = median(rs.map((x) => x.pauseMs));
-  rows.push([
-    `${(used / 2 ** 20).toFixed(0)} MiB`,
-    pause.toFixed(0),
-    (pause / (used / GiB)).toFixed(0),
-    median(rs.map((x) => x.snapshotMs)).toFixed(0),
-    `${median(rs.map((x) => x.selfPauseMs)).toFixed(0)} (${(pause / median(rs.map((x) => x.selfPauseMs))).toFixed(2)}x)`,
-    `${(median(rs.map((x) => x.textBytes)) / 2 ** 20).toFixed(0)} MiB`,
-  ]);
+if (PARTS.includes('snapshot')) {
+  const rows = [];
+  for (const heap of HEAPS) {
+    const rs = [];
+    for (let r = 0; r < SNAPSHOT_RUNS; r++) rs.push(await snapshotRun(heap));
+    const used = median(rs.map((x) => x.heapUsedBytes));
+    const pause = median(rs.map((x) => x.pauseMs));
+    rows.push([
+      `${(used / 2 ** 20).toFixed(0)} MiB`,
+      pause.toFixed(0),
+      (pause / (used / GiB)).toFixed(0),
+      median(rs.map((x) => x.snapshotMs)).toFixed(0),
+      `${median(rs.map((x) => x.selfPauseMs)).toFixed(0)} (${(pause / median(rs.map((x) => x.selfPauseMs))).toFixed(2)}x)`,
+      `${(median(rs.map((x) => x.textBytes)) / 2 ** 20).toFixed(0)} MiB`,
+    ]);
+  }
+  console.log(
+    `Heap snapshot streamed by takeHeapSnapshot (medians of ${SNAPSHOT_RUNS} run(s)); baseline: the process taking the same snapshot itself through node:inspector:\n`,
+  );
+  console.log(
+    table(
+      [
+        'V8 heap used',
+        'longest event-loop stall (ms)',
+        'ms per GiB',
+        'snapshot streamed in (ms)',
+        'stall, taken in-process (ms)',
+        'text',
+      ],
+      rows,
+    ),
+  );
 }
-console.log(
-  `Heap snapshot streamed by takeHeapSnapshot (medians of ${SNAPSHOT_RUNS} run(s)); baseline: the process taking the same snapshot itself through node:inspector:\n`,
-);
-console.log(
-  table(
-    [
-      'V8 heap used',
-      'longest event-loop stall (ms)',
-      'ms per GiB',
-      'snapshot streamed in (ms)',
-      'stall, taken in-process (ms)',
-      'text',
-    ],
-    rows,
-  ),
-);
