@@ -1,15 +1,15 @@
 // What fragstat attach costs the process it attaches to.
 //
-// 1. An HTTP service started without fragstat (examples/stairstep: JSON in, gzip out) under
-//    autocannon: p99 latency and throughput with no attach, and with one attach halfway through
-//    the run (it opens the inspector, loads fragstat, reads, closes it). Runs alternate so drift
-//    hits both.
+// 1. An HTTP service started without fragstat (examples/stairstep: JSON in, gzip out), idle: how
+//    long an attach takes and keeps the inspector open. Then under autocannon: p99 latency and
+//    throughput with no attach, and with one attach halfway through the run (it opens the
+//    inspector, loads fragstat, reads, closes it). Runs alternate so drift hits both.
 // 2. The pause of a heap snapshot streamed by takeHeapSnapshot: a process with a V8 heap of about
 //    HEAPS MiB measures its own event-loop stall with a 1 ms timer loop and reports the longest
 //    gap over IPC; the figure is also given per GiB of V8 heap.
 //
-//   node bench/attach.mjs     (RUNS=4, DURATION=5 seconds, CONNECTIONS=16, HEAPS=100,500, SNAPSHOT_RUNS=1,
-//                              PARTS=http,snapshot)
+//   node bench/attach.mjs   (RUNS=4, DURATION=5 seconds, CONNECTIONS=16, HEAPS=100,500,
+//                            SNAPSHOT_RUNS=1, PARTS=idle,http,snapshot)
 import { fork, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { jsonBody, machine, median, require, table } from './common.mjs';
@@ -17,7 +17,7 @@ import { jsonBody, machine, median, require, table } from './common.mjs';
 const RUNS = Number(process.env.RUNS || 4);
 const DURATION = Number(process.env.DURATION || 5);
 const CONNECTIONS = Number(process.env.CONNECTIONS || 16);
-const PARTS = (process.env.PARTS || 'http,snapshot').split(',');
+const PARTS = (process.env.PARTS || 'idle,http,snapshot').split(',');
 const SNAPSHOT_RUNS = Number(process.env.SNAPSHOT_RUNS || 1);
 const HEAPS = (process.env.HEAPS || '100,500').split(',').map(Number);
 const { attach, openInspector } = require('../dist/attach.js');
@@ -120,6 +120,28 @@ async function snapshotRun(heapMib) {
 }
 
 console.log(`${machine()}\n`);
+if (PARTS.includes('idle')) {
+  // The same service with no load: the first attach loads fragstat into it, the next ones reuse it.
+  const child = spawn(process.execPath, [service], { stdio: ['ignore', 'pipe', 'ignore'] });
+  await new Promise((resolve) => child.stdout.once('data', resolve));
+  const first = [];
+  const next = [];
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = performance.now();
+    const a = await attach(child.pid);
+    (r === 0 ? first : next).push({ totalMs: performance.now() - t0, openMs: a.inspector.openMs });
+  }
+  child.kill();
+  await new Promise((resolve) => child.on('close', resolve));
+  console.log(
+    `Idle service: first attach ${first[0].totalMs.toFixed(0)} ms (inspector open ${first[0].openMs} ms); ` +
+      (next.length
+        ? `the ${next.length} next, median ${median(next.map((x) => x.totalMs)).toFixed(0)} ms ` +
+          `(inspector open ${median(next.map((x) => x.openMs)).toFixed(0)} ms)\n`
+        : '\n'),
+  );
+}
+
 if (PARTS.includes('http')) {
   const runs = { none: [], attach: [] };
   for (let r = 0; r < RUNS; r++) {

@@ -41,7 +41,11 @@ afterEach(() => {
   for (const c of running.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-/** Starts a fixture service (never given fragstat) and waits for its ready line, 20 s at most. */
+/**
+ * Starts a fixture service (never given fragstat) and waits for its ready line, 20 s at most. Its
+ * inspector takes any free port (--inspect-port=0) unless `nodeArgs` names one: 9229 may be held
+ * by another process on the machine, which fragstat must cope with, not the tests.
+ */
 async function service(
   fixture: string,
   o: { env?: Record<string, string>; nodeArgs?: string[]; node?: string[] } = {},
@@ -49,7 +53,13 @@ async function service(
   const node = o.node ?? nodeCommand;
   const child = spawn(
     node[0],
-    [...node.slice(1), '--expose-gc', ...(o.nodeArgs ?? []), path.join(root, 'test/fixtures', fixture)],
+    [
+      ...node.slice(1),
+      '--expose-gc',
+      ...((o.nodeArgs ?? []).some((a) => a.startsWith('--inspect')) ? [] : ['--inspect-port=0']),
+      ...(o.nodeArgs ?? []),
+      path.join(root, 'test/fixtures', fixture),
+    ],
     { env: { ...process.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   running.push(child);

@@ -172,11 +172,11 @@ export async function attachCommand(args: string[], duration: (text: string) => 
       onProgress: o.json ? undefined : say,
     });
   } catch (err) {
-    if (err instanceof AttachError || err instanceof RangeError) {
-      process.stderr.write(`fragstat: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    // AttachError says what to do; anything else (a connection the process dropped) is said as is.
+    process.stderr.write(
+      `fragstat: ${err instanceof AttachError ? '' : 'attach failed: '}${(err as Error).message}\n`,
+    );
+    return 1;
   }
   if (o.report && r.watch) {
     const c = new ReportCollector();
