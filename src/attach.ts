@@ -312,6 +312,8 @@ export interface AttachOptions {
 }
 
 const KEY = 'fragstat.attach';
+// The most samples a watch keeps (the oldest go first): a day at one a second.
+const MAX_WATCH_SAMPLES = 86_400;
 
 // The function the process runs, as source. It reads what `ops` ask in this order: stop a
 // watch's monitor and collect it, read the figures, trim twice (a first trim only notes glibc's
@@ -431,22 +433,26 @@ export async function attach(pid: number, options?: AttachOptions): Promise<Atta
             ? 'closed the inspector again'
             : 'the inspector did not close',
       );
-      lastInspector = {
-        address: inspector.address,
-        port: inspector.port,
-        wasOpen: inspector.wasOpen,
-        restored,
-      };
+      // As fragstat found it before its first window, and restored after every one.
+      if (!seen)
+        seen = { address: inspector.address, port: inspector.port, wasOpen: inspector.wasOpen, restored };
+      else
+        seen = {
+          ...seen,
+          address: inspector.address,
+          port: inspector.port,
+          restored: seen.restored && restored,
+        };
     }
     return out;
   };
-  let lastInspector = { address: '', port: 0, wasOpen: false, restored: false };
+  let seen: { address: string; port: number; wasOpen: boolean; restored: boolean } | null = null;
 
   if (watchMs === 0) {
     const out = await window({ read: true, trim });
     return {
       pid,
-      inspector: { ...lastInspector, openMs },
+      inspector: { ...seen!, openMs },
       reading: out.reading as AttachReading,
       watch: null,
       trim: (out.trim as AttachTrim | undefined) ?? null,
@@ -456,8 +462,8 @@ export async function attach(pid: number, options?: AttachOptions): Promise<Atta
     read: true,
     monitor: {
       intervalMs,
-      historySize: Math.ceil(watchMs / intervalMs) + 16,
-      expiresMs: watchMs * 2 + 60_000,
+      historySize: Math.min(Math.ceil(watchMs / intervalMs) + 16, MAX_WATCH_SAMPLES),
+      expiresMs: Math.min(watchMs * 2 + 60_000, 2 ** 31 - 1),
     },
   });
   say(`watching for ${(watchMs / 1000).toFixed(0)} s with the inspector closed`);
@@ -465,7 +471,7 @@ export async function attach(pid: number, options?: AttachOptions): Promise<Atta
   const last = await window({ collect: true, read: true, trim });
   return {
     pid,
-    inspector: { ...lastInspector, openMs },
+    inspector: { ...seen!, openMs },
     reading: first.reading as AttachReading,
     watch: last.watch as AttachWatch,
     trim: (last.trim as AttachTrim | undefined) ?? null,

@@ -5,6 +5,7 @@ import { breakdownParts, type ReportVerdict } from '../report';
 import { formatBytes } from '../format';
 import { findingsText, ReportCollector, ReportError, verdictText, writeReport } from './report';
 
+/** The usage text of `fragstat attach`, part of the CLI's help. */
 export const attachUsage = `  fragstat attach <pid> [--watch <time>] [--trim] [--report <file>] [--json]
       Reads a node process that is already running, started without fragstat: opens its
       inspector (as SIGUSR1 does), loads fragstat into it, prints where its memory goes, the
