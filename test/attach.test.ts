@@ -108,13 +108,16 @@ async function service(
 /** Runs the fragstat CLI without blocking the test's worker. */
 function cli(
   args: string[],
-  o: { uid?: number; gid?: number } = {},
+  o: { uid?: number; gid?: number; onStderr?: (text: string) => void } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: root, ...o });
+  const child = spawn(process.execPath, [bin, ...args], { cwd: root, uid: o.uid, gid: o.gid });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    o.onStderr?.(stderr);
+  });
   const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
   return new Promise((resolve) =>
     child.on('close', (code) => {
@@ -240,18 +243,17 @@ describe('reads a service started without fragstat', () => {
     const s = await service('attach-service.cjs');
     const before = ports(s.pid);
     const report = path.join(dir, 'watch.html');
-    const r = await cli([
-      'attach',
-      String(s.pid),
-      '--watch',
-      '3s',
-      '--interval',
-      '250ms',
-      '--report',
-      report,
-      '--json',
-    ]);
+    // While it watches, the inspector is closed: the process listens where it did before.
+    let during: string[] | null = null;
+    const onStderr = (text: string) => {
+      if (during === null && text.includes('[fragstat] watching for')) during = ports(s.pid);
+    };
+    const r = await cli(
+      ['attach', String(s.pid), '--watch', '3s', '--interval', '250ms', '--report', report, '--json'],
+      { onStderr },
+    );
     expect(r.code, r.stderr).toBe(0);
+    expect(during).toEqual(before);
     const out = JSON.parse(r.stdout);
     expect(out.watch.samples.length).toBeGreaterThanOrEqual(4);
     expect(out.watch.intervalMs).toBe(250);
@@ -272,6 +274,12 @@ describe('reads a service started without fragstat', () => {
     }
     expect(ports(s.pid)).toEqual(before);
   }, 40_000);
+
+  it('the help names attach and its options', async () => {
+    const r = await cli(['--help']);
+    expect(r.stdout).toContain('fragstat attach <pid> [--watch <time>] [--trim] [--report <file>] [--json]');
+    expect(r.stdout).toContain('kubectl exec POD -- npx fragstat attach 1');
+  });
 
   it('prints the breakdown, the findings and the inspector window as text', async () => {
     const s = await service('attach-service.cjs');

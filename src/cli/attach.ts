@@ -170,7 +170,7 @@ export async function attachCommand(args: string[], duration: (text: string) => 
       intervalMs: o.intervalMs,
       timeoutMs: o.timeoutMs,
       trim: o.trim,
-      onProgress: o.json ? undefined : say,
+      onProgress: say,
     });
   } catch (err) {
     // AttachError says what to do; anything else (a connection the process dropped) is said as is.
