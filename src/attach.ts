@@ -309,6 +309,8 @@ export interface AttachOptions {
   trim?: boolean;
   /** Called with a line of progress ("inspector open on 127.0.0.1:9229"). */
   onProgress?: (message: string) => void;
+  /** Ends a watch early when aborted: the monitor is collected and stopped at once. */
+  signal?: AbortSignal;
 }
 
 const KEY = 'fragstat.attach';
@@ -403,7 +405,14 @@ async function runInTarget(
  */
 export async function attach(pid: number, options?: AttachOptions): Promise<AttachResult> {
   const o = checkOptions('attach(pid, options)', options);
-  checkKeys('attach(pid, options)', o, ['timeoutMs', 'watchMs', 'intervalMs', 'trim', 'onProgress']);
+  checkKeys('attach(pid, options)', o, [
+    'timeoutMs',
+    'watchMs',
+    'intervalMs',
+    'trim',
+    'onProgress',
+    'signal',
+  ]);
   checkPid(pid);
   const timeoutMs = checkNumber('options.timeoutMs', o.timeoutMs, 5000, 100, 600_000);
   const watchMs = checkNumber('options.watchMs', o.watchMs, 0, 0, 2 ** 31 - 1);
@@ -413,6 +422,12 @@ export async function attach(pid: number, options?: AttachOptions): Promise<Atta
     throw new TypeError('Expected a function or undefined for options.onProgress');
   }
   const say = (o.onProgress as ((m: string) => void) | undefined) ?? (() => {});
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Expected an AbortSignal or undefined for options.signal but received ${describe(o.signal)}`,
+    );
+  }
+  const signal = o.signal as AbortSignal | undefined;
 
   let openMs = 0;
   const window = async (ops: Record<string, unknown>) => {
@@ -467,7 +482,18 @@ export async function attach(pid: number, options?: AttachOptions): Promise<Atta
     },
   });
   say(`watching for ${(watchMs / 1000).toFixed(0)} s with the inspector closed`);
-  await sleep(watchMs);
+  // The watch: the inspector stays closed until it ends (or `signal` ends it early).
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, watchMs);
+    if (signal?.aborted) done();
+    else signal?.addEventListener('abort', done);
+  });
+  if (signal?.aborted) say('watch ended early: collecting it now');
   const last = await window({ collect: true, read: true, trim });
   return {
     pid,

@@ -108,7 +108,7 @@ async function service(
 /** Runs the fragstat CLI without blocking the test's worker. */
 function cli(
   args: string[],
-  o: { uid?: number; gid?: number; onStderr?: (text: string) => void } = {},
+  o: { uid?: number; gid?: number; onStderr?: (text: string, child: ChildProcess) => void } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [bin, ...args], { cwd: root, uid: o.uid, gid: o.gid });
   let stdout = '';
@@ -116,7 +116,7 @@ function cli(
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
-    o.onStderr?.(stderr);
+    o.onStderr?.(stderr, child);
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
   return new Promise((resolve) =>
@@ -273,6 +273,37 @@ describe('reads a service started without fragstat', () => {
       expect(await i.close()).toBe(true);
     }
     expect(ports(s.pid)).toEqual(before);
+  }, 40_000);
+
+  it('Ctrl-C during --watch ends it early, collects it and stops the monitor', async () => {
+    const s = await service('attach-service.cjs');
+    const before = ports(s.pid);
+    let sent = false;
+    const t0 = Date.now();
+    const r = await cli(['attach', String(s.pid), '--watch', '5m', '--interval', '100ms', '--json'], {
+      onStderr: (text, child) => {
+        if (!sent && text.includes('[fragstat] watching for')) {
+          sent = true;
+          setTimeout(() => child.kill('SIGINT'), 500);
+        }
+      },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    expect(r.stderr).toContain('watch ended early');
+    const out = JSON.parse(r.stdout);
+    expect(out.watch.samples.length).toBeGreaterThanOrEqual(2);
+    expect(ports(s.pid)).toEqual(before);
+    const i = await openInspector(s.pid);
+    try {
+      const left = await i.session.send<{ result: { value: string } }>('Runtime.evaluate', {
+        expression: `typeof globalThis[Symbol.for('fragstat.attach')]?.monitor`,
+        returnByValue: true,
+      });
+      expect(left.result.value).toBe('undefined');
+    } finally {
+      expect(await i.close()).toBe(true);
+    }
   }, 40_000);
 
   it('the help names attach and its options', async () => {

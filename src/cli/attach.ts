@@ -13,7 +13,8 @@ export const attachUsage = `  fragstat attach <pid> [--watch <time>] [--trim] [-
       closed. The process must be this user's and in this container (else run fragstat in it:
       kubectl exec POD -- npx fragstat attach 1). See docs/ATTACH.md.
       --watch <time>       run a monitor in it for that long (90s, 5m) with the inspector
-                           closed, then collect the samples and give the verdict
+                           closed, then collect the samples and give the verdict (Ctrl-C
+                           ends the watch early and collects it)
       --interval <time>    the watch's sampling interval (default 1s)
       --trim               trim in it and say how much RSS came back
       --report <file>      with --watch: write the HTML report
@@ -164,8 +165,16 @@ export async function attachCommand(args: string[], duration: (text: string) => 
   }
   const say = (m: string) => process.stderr.write(`[fragstat] ${m}\n`);
   let r: AttachResult;
+  // Ctrl-C during a watch ends it early and still collects it (and stops the monitor).
+  const early = new AbortController();
+  const onInt = () => {
+    if (early.signal.aborted) process.exit(130);
+    early.abort();
+  };
+  if (o.watchMs) process.on('SIGINT', onInt);
   try {
     r = await attach(o.pid, {
+      signal: early.signal,
       watchMs: o.watchMs,
       intervalMs: o.intervalMs,
       timeoutMs: o.timeoutMs,
@@ -178,6 +187,8 @@ export async function attachCommand(args: string[], duration: (text: string) => 
       `fragstat: ${err instanceof AttachError ? '' : 'attach failed: '}${(err as Error).message}\n`,
     );
     return 1;
+  } finally {
+    process.off('SIGINT', onInt);
   }
   if (o.report && r.watch) {
     const c = new ReportCollector();
