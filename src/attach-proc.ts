@@ -7,7 +7,10 @@ import * as path from 'node:path';
 
 /** Why fragstat cannot attach to a process, with what to do about it. */
 export class AttachError extends Error {
-  /** ERR_FRAGSTAT_ATTACH_<REASON>: NO_PROCESS, PERMISSION, NOT_NODE, NAMESPACE, NO_SIGUSR1, NO_INSPECTOR, EXPOSED, EVALUATE. */
+  /**
+   * ERR_FRAGSTAT_ATTACH_<REASON>: NO_PACKAGE, NO_PROCESS, PERMISSION, NOT_NODE, NAMESPACE,
+   * NO_SIGUSR1, NO_INSPECTOR, EXPOSED, EVALUATE.
+   */
   code: string;
   constructor(code: string, message: string) {
     super(message);

@@ -23,8 +23,20 @@ import { checkBoolean, checkKeys, checkNumber, checkOptions, describe } from './
 
 export { AttachError } from './attach-proc';
 
-/** This installation's package root, which the target loads fragstat from. */
-export const packageRoot = path.resolve(__dirname, '..');
+/**
+ * This installation's package root, which the process loads fragstat from. Read when attaching,
+ * not when this module loads: inside an ES module bundle there is no __dirname (and no package).
+ */
+export function packageRoot(): string {
+  if (typeof __dirname !== 'string') {
+    throw new AttachError(
+      'NO_PACKAGE',
+      'fragstat attach loads fragstat into the process from its installed package, and this copy ' +
+        'runs inside a bundle: run `npx fragstat attach` from an installation instead',
+    );
+  }
+  return path.resolve(__dirname, '..');
+}
 
 /** An open inspector of another process and a CDP session on it. */
 export interface OpenInspector {
@@ -168,7 +180,7 @@ export async function openInspector(
       try {
         await evaluate(
           connected,
-          `(() => { const i = ${loaderSource}('node:inspector'); setTimeout(() => i.close(), 10); return 'ok'; })()`,
+          `(() => { const i = ${loaderSource()}('node:inspector'); setTimeout(() => i.close(), 10); return 'ok'; })()`,
         );
       } catch {
         // the session broke: the port check below says how the inspector stands
@@ -193,10 +205,10 @@ export async function openInspector(
 // How the target loads a module by absolute path: the inspector's command-line API has `require`
 // (Node installs it for CommonJS and ESM alike); else process.getBuiltinModule (Node 22.3+); else
 // the main module's require (CommonJS).
-const loaderSource = `((id) => {
+const loaderSource = () => `((id) => {
   if (typeof require === 'function') return require(id);
   if (typeof process.getBuiltinModule === 'function')
-    return process.getBuiltinModule('node:module').createRequire(${JSON.stringify(packageRoot + '/')})(id);
+    return process.getBuiltinModule('node:module').createRequire(${JSON.stringify(packageRoot() + '/')})(id);
   if (process.mainModule) return process.mainModule.require(id);
   throw new Error('no require in this process: cannot load ' + id);
 })`;
@@ -392,7 +404,7 @@ async function runInTarget(
 ): Promise<Record<string, unknown>> {
   const text = await evaluate(
     session,
-    `(${targetSource})(${loaderSource}, ${JSON.stringify(packageRoot)}, ${JSON.stringify(ops)})`,
+    `(${targetSource})(${loaderSource()}, ${JSON.stringify(packageRoot())}, ${JSON.stringify(ops)})`,
   );
   if (typeof text !== 'string') throw new AttachError('EVALUATE', 'the process answered no JSON');
   return JSON.parse(text) as Record<string, unknown>;
