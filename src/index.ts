@@ -110,3 +110,15 @@ export {
   type HeapSnapshot,
   type HeapSnapshotMeta,
 } from './profile/heapsnapshot';
+export {
+  attach,
+  openInspector,
+  AttachError,
+  type AttachOptions,
+  type AttachResult,
+  type AttachReading,
+  type AttachTrim,
+  type AttachWatch,
+  type OpenInspector,
+} from './attach/attach';
+export { takeHeapSnapshot, type InspectorSession } from './attach/inspector-client';

@@ -33,6 +33,7 @@ import {
 } from './report';
 import type { ReportVerdict } from '../report/report';
 import { profileCommand, ProfileUsageError, startProfile, type ProfileSession } from './profile';
+import { attachCommand, attachUsage } from './attach';
 
 export const usage = `Usage:
   fragstat run [options] -- <command> [args...]
@@ -61,6 +62,7 @@ export const usage = `Usage:
       (RSS unless --metric says otherwise).
 ${reportUsage}
 ${doctorUsage}
+${attachUsage}
   fragstat --help`;
 
 export class UsageError extends Error {}
@@ -590,6 +592,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'report') return reportCommand(rest);
     if (command === 'profile') return profileTable(rest);
     if (command === 'doctor') return doctorCommand(rest);
+    if (command === 'attach') return await attachCommand(rest, parseDuration);
     if (command === '--help' || command === '-h' || command === 'help') {
       process.stdout.write(`${usage}\n`);
       return 0;

@@ -322,10 +322,9 @@ export function reportCommand(args: string[]): number {
   return 0;
 }
 
-/** The verdict and the findings of a recording, as text for a terminal. */
-export function doctorText(c: ReportCollector): string {
+/** A verdict (or why there is none) as lines for a terminal. */
+export function verdictText(v: ReportVerdict | { unavailable: string }): string[] {
   const lines: string[] = [];
-  const v = verdictOf(c);
   if ('kind' in v) {
     lines.push(`verdict: ${v.kind}: ${v.title}`);
     if (v.confidence) {
@@ -338,18 +337,46 @@ export function doctorText(c: ReportCollector): string {
     for (const b of v.because ?? []) lines.push(`  - ${b}`);
     if (v.advice) lines.push(`  ${v.advice}`);
   } else lines.push(`verdict: unavailable (${v.unavailable})`);
+  return lines;
+}
+
+/** The doctor's findings (null: none, with `note` saying why) as lines for a terminal. */
+export function findingsText(findings: ReportFinding[] | null, note: string | null = null): string[] {
+  if (findings === null) return [`findings: none${note ? ` (${note})` : ''}`];
+  if (findings.length === 0) return ['findings: none, nothing worth acting on'];
+  const lines = [`findings (${findings.length}, worst first):`];
+  for (const x of findings) lines.push(`  [${x.severity}] ${x.title}`, `    ${x.advice}`);
+  return lines;
+}
+
+/** The verdict and the findings of a recording, as text for a terminal. */
+export function doctorText(c: ReportCollector): string {
+  const lines = verdictText(verdictOf(c));
   const f = findingsOf(c);
-  if (f.findings === null) lines.push(`findings: none${f.note ? ` (${f.note})` : ''}`);
-  else if (f.findings.length === 0) lines.push('findings: none, nothing worth acting on');
-  else {
-    lines.push(`findings (${f.findings.length}, worst first):`);
-    for (const x of f.findings) lines.push(`  [${x.severity}] ${x.title}`, `    ${x.advice}`);
-  }
+  lines.push(...findingsText(f.findings, f.note));
   if (c.trims.length) {
     const released = c.trims.reduce((a, t) => a + Math.max(0, Number(t.releasedBytes) || 0), 0);
     lines.push(`trims: ${c.trims.length}, ${(released / 1048576).toFixed(1)} MiB released in all`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Writes the HTML report of what `c` holds to `file` (whole or not at all); throws a ReportError
+ * when it cannot be written.
+ */
+export function writeReport(
+  file: string,
+  c: ReportCollector,
+  command: string[] | null,
+  status: string,
+): void {
+  checkWritable(file);
+  try {
+    writeAtomically(file, renderReport(inputOf(c, command, status)));
+  } catch (err) {
+    throw new ReportError(`writing ${file} failed: ${(err as Error).message}`);
+  }
 }
 
 export function doctorCommand(args: string[]): number {
