@@ -119,6 +119,11 @@ export {
   type AttachReading,
   type AttachTrim,
   type AttachWatch,
+  type AttachHolders,
   type OpenInspector,
 } from './attach/attach';
-export { takeHeapSnapshot, type InspectorSession } from './attach/inspector-client';
+export {
+  takeHeapSnapshot,
+  type InspectorSession,
+  type Listener as InspectorListener,
+} from './attach/inspector-client';

@@ -76,7 +76,8 @@ export async function isNodeInspector(host: string, port: number, timeoutMs = 10
   }
 }
 
-type Listener = (params: Record<string, unknown>) => void;
+/** A CDP event handler: the event's params. */
+export type Listener = (params: Record<string, unknown>) => void;
 
 /** A connected CDP session: commands, events, and the end of the connection. */
 export interface InspectorSession {
