@@ -264,21 +264,9 @@ class GlibcBackend final : public Backend {
     if (malloc_info_ == nullptr || max_bytes < 2) return Status();
     std::unique_ptr<char[]> buf(new (std::nothrow) char[max_bytes]);
     if (!buf) return Status::Error("ERR_FRAGSTAT_MALLOC_INFO", "no memory for malloc_info's buffer");
-    FILE* fp = fmemopen(buf.get(), max_bytes, "w");
-    if (fp == nullptr) {
-      return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
-                           std::string("fmemopen failed: ") + std::strerror(errno));
-    }
-    setvbuf(fp, nullptr, _IONBF, 0);
-    const int rc = malloc_info_(0, fp);
-    const int saved = errno;
-    const long written = std::ftell(fp);
-    std::fclose(fp);
-    if (rc != 0) {
-      return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
-                           std::string("malloc_info failed: ") + std::strerror(saved));
-    }
-    const size_t n = written > 0 ? static_cast<size_t>(written) : 0;
+    size_t n = 0;
+    const Status st = MallocInfoInto(buf.get(), max_bytes, n);
+    if (!st.ok()) return st;
     // fmemopen keeps the last byte for a terminating NUL: a full buffer means the text was cut.
     truncated = n >= max_bytes - 1;
     text.assign(buf.get(), n < max_bytes ? n : max_bytes - 1);
@@ -291,28 +279,40 @@ class GlibcBackend final : public Backend {
   }
 
  private:
+  // Runs malloc_info into `buf` (`cap` bytes) through an unbuffered fmemopen stream, so that the
+  // walk allocates nothing; `written` is how many bytes it wrote (fmemopen keeps the last byte
+  // for a terminating NUL).
+  Status MallocInfoInto(char* buf, size_t cap, size_t& written) {
+    written = 0;
+    FILE* fp = fmemopen(buf, cap, "w");
+    if (fp == nullptr) {
+      return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
+                           std::string("fmemopen failed: ") + std::strerror(errno));
+    }
+    setvbuf(fp, nullptr, _IONBF, 0);
+    const int rc = malloc_info_(0, fp);
+    const int saved = errno;
+    const long n = std::ftell(fp);
+    std::fclose(fp);
+    if (rc != 0) {
+      return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
+                           std::string("malloc_info failed: ") + std::strerror(saved));
+    }
+    written = n > 0 ? static_cast<size_t>(n) : 0;
+    return Status();
+  }
+
   // Captures malloc_info's XML. The buffer is allocated up front and the stream is unbuffered,
   // so the walk itself allocates nothing (open_memstream would realloc between arenas and move
   // the very figures being read). Grows and retries when the text does not fit.
   Status MallocInfo(std::string& xml) {
     for (size_t cap = 64 * 1024; cap <= (size_t{256} << 20); cap *= 4) {
       xml.assign(cap, '\0');
-      FILE* fp = fmemopen(&xml[0], cap, "w");
-      if (fp == nullptr) {
-        return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
-                             std::string("fmemopen failed: ") + std::strerror(errno));
-      }
-      setvbuf(fp, nullptr, _IONBF, 0);
-      const int rc = malloc_info_(0, fp);
-      const int saved = errno;
-      const long written = std::ftell(fp);
-      std::fclose(fp);
-      if (rc != 0) {
-        return Status::Error("ERR_FRAGSTAT_MALLOC_INFO",
-                             std::string("malloc_info failed: ") + std::strerror(saved));
-      }
-      if (written > 0 && static_cast<size_t>(written) < cap - 1) {
-        xml.resize(static_cast<size_t>(written));
+      size_t written = 0;
+      const Status st = MallocInfoInto(&xml[0], cap, written);
+      if (!st.ok()) return st;
+      if (written > 0 && written < cap - 1) {
+        xml.resize(written);
         return Status();
       }
     }
