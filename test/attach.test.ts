@@ -410,6 +410,32 @@ describe('--holders', () => {
     expect(r.inspector.restored).toBe(true);
   }, 90_000);
 
+  it('names the Set that keeps gzip streams open, by what malloc counts', async () => {
+    const s = await service('attach-service.cjs', { env: { MIB: '4', GZIP: '200' } });
+    const end = new AbortController();
+    let opened: Promise<Line> | null = null;
+    const r = await attach(s.pid, {
+      holders: true,
+      watchMs: 120_000,
+      intervalMs: 250,
+      signal: end.signal,
+      onProgress: (m: string) => {
+        if (opened === null && m.startsWith('watching for')) {
+          opened = s.ask('gzip', (l) => l.gzip !== undefined);
+          void opened.then(() => end.abort());
+        }
+      },
+    });
+    const grew = r.holders!.diff!.changes[0];
+    expect(grew.description).toMatch(/Set `sessions`/);
+    expect(grew.kind).toMatch(/Gzip|Zlib/);
+    expect(grew.countDelta).toBe(200);
+    const liveGrowth = r.watch!.end.snapshot.allocatedBytes! - r.reading.snapshot.allocatedBytes!;
+    // zlib's state for 200 streams written to: tens of MiB.
+    expect(liveGrowth).toBeGreaterThan(20 * MiB);
+    expect(Math.abs(grew.bytesDelta - liveGrowth) / liveGrowth).toBeLessThan(0.2);
+  }, 90_000);
+
   it('the CLI prints the holders and what grew', async () => {
     const s = await service('attach-service.cjs', { env: { MIB: '8' } });
     const r = await cli(['attach', String(s.pid), '--holders']);
