@@ -339,6 +339,12 @@ export interface AttachHolders {
   diff: HoldersDiff | null;
   /** How long each snapshot took to take and read here, ms (the process stands still while V8 writes it). */
   snapshotMs: number[];
+  /**
+   * What the trim after each snapshot gave back, bytes (RSS before - after). V8 builds a snapshot
+   * with malloc and what it frees stays in the allocator: attach trims once after each, which
+   * releases the process's other free memory too. Null where the allocator cannot trim.
+   */
+  settledBytes: (number | null)[];
 }
 
 /** Options of attach(). */
@@ -369,8 +375,8 @@ const MAX_WATCH_SAMPLES = 86_400;
 
 // The function the process runs, as source. It reads what `ops` ask in this order: stop a
 // watch's monitor and collect it, read the figures, trim twice (a first trim only notes glibc's
-// thread arenas; one seen a second earlier has its free top released by the next), start a
-// monitor. It returns JSON text.
+// thread arenas; one seen a second earlier has its free top released by the next), trim once
+// after a heap snapshot (settle), start a monitor. It returns JSON text.
 const targetSource = `async (load, root, ops) => {
   const f = load(root);
   const state = (globalThis[Symbol.for(${JSON.stringify(KEY)})] ??= {});
@@ -423,6 +429,10 @@ const targetSource = `async (load, root, ops) => {
       trims: [first, second],
     };
   }
+  if (ops.settle) {
+    const t = await f.trim();
+    out.settle = { releasedBytes: t.releasedBytes };
+  }
   if (ops.monitor) {
     if (state.monitor) state.monitor.stop();
     const m = f.monitor({ intervalMs: ops.monitor.intervalMs, historySize: ops.monitor.historySize });
@@ -473,6 +483,7 @@ export async function attach(pid: number, options?: AttachOptions): Promise<Atta
   const trim = checkBoolean('options.trim', o.trim, false);
   const withHolders = checkBoolean('options.holders', o.holders, false);
   const snapshotMs: number[] = [];
+  const settledBytes: (number | null)[] = [];
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
     throw new TypeError('Expected a function or undefined for options.onProgress');
   }
@@ -492,13 +503,27 @@ export async function attach(pid: number, options?: AttachOptions): Promise<Atta
     );
     let out: Record<string, unknown>;
     try {
-      out = await runInTarget(inspector.session, ops);
+      // With a snapshot, the monitor starts after it (and after the trim that follows it).
+      const { monitor, ...beforeSnapshot } = ops;
+      out = await runInTarget(inspector.session, takeHolders ? beforeSnapshot : ops);
       if (takeHolders) {
         say('taking a heap snapshot (the process stops while V8 writes it)');
         const started = Date.now();
         out.holders = await holdersFromSnapshot(takeHeapSnapshot(inspector.session));
         snapshotMs.push(Date.now() - started);
         say(`heap snapshot read in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        // V8 builds a snapshot with malloc, and what it frees stays in the allocator (tens of MiB
+        // for a small heap): a watch would count it as the process's own free memory. One trim
+        // gives it back before anything else is measured, as holders() does in-process.
+        const settled = await runInTarget(inspector.session, {
+          settle: true,
+          ...(monitor ? { monitor } : {}),
+        });
+        const released = (settled.settle as { releasedBytes: number | null }).releasedBytes;
+        settledBytes.push(released);
+        if (released !== null && released > 0) {
+          say(`gave back ${(released / 2 ** 20).toFixed(1)} MiB after the snapshot (one trim)`);
+        }
       }
     } finally {
       const restored = await inspector.close();
@@ -533,7 +558,9 @@ export async function attach(pid: number, options?: AttachOptions): Promise<Atta
       reading: out.reading as AttachReading,
       watch: null,
       trim: (out.trim as AttachTrim | undefined) ?? null,
-      holders: withHolders ? { before: null, after: out.holders as Holders, diff: null, snapshotMs } : null,
+      holders: withHolders
+        ? { before: null, after: out.holders as Holders, diff: null, snapshotMs, settledBytes }
+        : null,
     };
   }
   const first = await window(
@@ -573,6 +600,7 @@ export async function attach(pid: number, options?: AttachOptions): Promise<Atta
           after: last.holders as Holders,
           diff: diffHolders(first.holders as Holders, last.holders as Holders),
           snapshotMs,
+          settledBytes,
         }
       : null,
   };

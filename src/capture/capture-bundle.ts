@@ -1,4 +1,4 @@
-// Reads back a bundle the capture wrote (src/capture.ts) and checks it: the manifest, every file
+// Reads back a bundle the capture wrote (capture.ts) and checks it: the manifest, every file
 // it lists (present, of the size it says, parseable as its format). Plain file reads, no N-API:
 // `fragstat report <bundle-dir>` and the tests use it.
 import { readdirSync, readFileSync, statSync } from 'node:fs';

@@ -1,6 +1,6 @@
 // When a capture is taken: its options, the two levels it weighs (the cgroup's anonymous memory
 // against its hard limit, V8's old generation against its limit), and the episode logic, a pure
-// function. src/capture.ts writes the bundle.
+// function. capture.ts writes the bundle.
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { cgroupMemory, checkCgroupOptions, type CgroupMemoryOptions } from '../read/cgroup';
 import { checkKeys, checkNumber, checkOptions, describe } from '../base/validate';

@@ -2,7 +2,7 @@
 // limit, before the OOM killer or V8 ends it: the samples, the verdict, the breakdown, the
 // doctor's findings, the allocator's own report, /proc's view of the process, and a jemalloc heap
 // profile where profiling is on. A monitor drives it (MonitorOptions.capture); when to capture is
-// src/capture-episode.ts, and the writing keeps off the JS thread where it can.
+// capture-episode.ts, and the writing keeps off the JS thread where it can.
 import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';

@@ -1,4 +1,4 @@
-// `fragstat attach <pid>`: reads a running node process started without fragstat (src/attach.ts
+// `fragstat attach <pid>`: reads a running node process started without fragstat (src/attach/attach.ts
 // opens its inspector and loads fragstat into it) and prints what it found.
 import { attach, AttachError, type AttachResult } from '../attach/attach';
 import { breakdownParts, type ReportVerdict } from '../report/report';
@@ -12,7 +12,7 @@ export const attachUsage = `  fragstat attach <pid> [--watch <time>] [--trim] [-
       allocator's figures and the doctor's findings, and closes the inspector again if it was
       closed. The process must be this user's and in this container (else run fragstat in it:
       kubectl exec POD -- npx fragstat attach 1). See docs/ATTACH.md.
-      --watch <time>       run a monitor in it for that long (90s, 5m) with the inspector
+      --watch <time>       run a monitor in it for that long (90s, 5m, 1h) with the inspector
                            closed, then collect the samples and give the verdict (Ctrl-C
                            ends the watch early and collects it)
       --interval <time>    the watch's sampling interval (default 1s)
@@ -40,7 +40,14 @@ interface AttachArgs {
 }
 
 /** Parses attach's arguments; `duration` turns "90s" into ms. */
-export function parseAttach(args: string[], duration: (text: string) => number): AttachArgs {
+export function parseAttach(args: string[], duration: (text: string, what: string) => number): AttachArgs {
+  // A watch of "90" would be 90 ms: attach's times need their unit.
+  const time = (text: string, what: string) => {
+    if (/^\d+(\.\d+)?$/.test(text.trim())) {
+      throw new AttachUsageError(`${what} needs a unit: ${text}s, ${text}m or ${text}ms`);
+    }
+    return duration(text, what);
+  };
   const o: AttachArgs = {
     pid: 0,
     watchMs: 0,
@@ -59,9 +66,9 @@ export function parseAttach(args: string[], duration: (text: string) => number):
       if (v === undefined) throw new AttachUsageError(`${a} needs a value`);
       return v;
     };
-    if (a === '--watch') o.watchMs = duration(value());
-    else if (a === '--interval') o.intervalMs = duration(value());
-    else if (a === '--timeout') o.timeoutMs = duration(value());
+    if (a === '--watch') o.watchMs = time(value(), '--watch');
+    else if (a === '--interval') o.intervalMs = time(value(), '--interval');
+    else if (a === '--timeout') o.timeoutMs = time(value(), '--timeout');
     else if (a === '--trim') o.trim = true;
     else if (a === '--holders') o.holders = true;
     else if (a === '--json') o.json = true;
@@ -100,6 +107,13 @@ function holdersText(h: NonNullable<AttachResult['holders']>): string[] {
       `taken and read in ${h.snapshotMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(' and ')}; ` +
       'the process stands still while V8 writes a snapshot):',
   ];
+  const settled = h.settledBytes.filter((b): b is number => b !== null);
+  if (settled.length) {
+    lines.push(
+      `  (a trim after each snapshot gave back ${settled.map((b) => formatBytes(Math.max(0, b))).join(' and ')}: ` +
+        "V8 builds a snapshot with malloc, and the process's other free memory went with it)",
+    );
+  }
   // The groups that matter: at most ten, each at least 1% of the native bytes (and 64 KiB).
   const floor = Math.max(64 * 1024, a.nativeBytes / 100);
   const shown = a.groups.filter((g) => g.bytes >= floor).slice(0, 10);
@@ -110,7 +124,9 @@ function holdersText(h: NonNullable<AttachResult['holders']>): string[] {
     lines.push(`  (${rest} smaller groups, ${formatBytes(Math.max(0, restBytes))}; --json lists them)`);
   }
   if (h.diff) {
-    const grew = h.diff.changes.filter((c) => c.bytesDelta > 0).slice(0, 5);
+    // What grew by at least 64 KiB (and 1% of the change): a pool slab's few KiB is noise.
+    const least = Math.max(64 * 1024, Math.abs(h.diff.nativeBytesDelta) / 100);
+    const grew = h.diff.changes.filter((c) => c.bytesDelta >= least).slice(0, 5);
     lines.push(
       `grew over the watch: ${h.diff.nativeBytesDelta >= 0 ? '+' : '-'}${formatBytes(Math.abs(h.diff.nativeBytesDelta))} of native memory held` +
         (grew.length ? ', most of it by:' : ''),
@@ -190,7 +206,10 @@ export function attachText(r: AttachResult): string {
 }
 
 /** `fragstat attach`; returns the exit code. */
-export async function attachCommand(args: string[], duration: (text: string) => number): Promise<number> {
+export async function attachCommand(
+  args: string[],
+  duration: (text: string, what: string) => number,
+): Promise<number> {
   let o: AttachArgs;
   try {
     o = parseAttach(args, duration);

@@ -74,13 +74,15 @@ const MiB = 1024 * 1024;
 const VERDICT_EVERY_MS = 10_000;
 
 /** "500ms", "1s", "2m", "1500" (ms) to milliseconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new UsageError(`invalid time ${JSON.stringify(text)}: use e.g. 500ms, 1s, 2m`);
-  const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
-  if (n < 10) throw new UsageError(`interval ${JSON.stringify(text)} is below 10ms`);
+export function parseDuration(text: string, what = 'interval'): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m)
+    throw new UsageError(`invalid time ${JSON.stringify(text)} for ${what}: use e.g. 500ms, 1s, 2m, 1h`);
+  const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const n = Number(m[1]) * unitMs[m[2] ?? 'ms'];
+  if (n < 10) throw new UsageError(`${what} ${JSON.stringify(text)} is below 10ms`);
   // The monitor's own bounds (a timer cannot wait longer than 2^31-1 ms, about 24.8 days).
-  if (n > 2 ** 31 - 1) throw new UsageError(`interval ${JSON.stringify(text)} is above 24 days`);
+  if (n > 2 ** 31 - 1) throw new UsageError(`${what} ${JSON.stringify(text)} is above 24 days`);
   return n;
 }
 

@@ -1,5 +1,5 @@
 // `fragstat report <bundle-dir>` and `fragstat doctor <bundle-dir>`: a capture bundle's samples,
-// breakdown and findings as the report's lines (src/capture-bundle.ts reads and checks it).
+// breakdown and findings as the report's lines (src/capture/capture-bundle.ts reads and checks it).
 import { readCaptureBundle } from '../capture/capture-bundle';
 
 /** Takes the report's lines, as ReportCollector does. */

@@ -1,5 +1,5 @@
 // `fragstat run --report FILE` and `fragstat report`: gather the lines the hook writes, add the
-// verdict and the doctor's findings, and write the HTML report (src/report.ts draws it).
+// verdict and the doctor's findings, and write the HTML report (src/report/report.ts draws it).
 import { accessSync, constants, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { collectBundle } from './report-bundle';

@@ -294,7 +294,7 @@ export function verdict(points: readonly VerdictPoint[], options?: VerdictOption
     confidence: 'low',
     waitMs,
     because: [
-      `${usable.length} readings with an RSS figure over ${minutes(Math.max(0, windowMs))}` +
+      `${usable.length} reading${usable.length === 1 ? '' : 's'} with an RSS figure over ${minutes(Math.max(0, windowMs))}` +
         (skipped ? ` (${skipped} without one left out)` : '') +
         `; a verdict needs ${o.minSamples} readings over ${minutes(o.minWindowMs)}.`,
     ],
@@ -461,9 +461,9 @@ export function verdict(points: readonly VerdictPoint[], options?: VerdictOption
         title: `Native growth: live malloc bytes grow ${perHour(live)} of RSS's ${perHour(growth)}`,
         advice:
           'Memory allocated through malloc and still in use keeps growing: Buffers or native objects that are ' +
-          'kept (a Map of Buffers, unclosed zlib or TLS streams, an addon). Look for the JS objects that hold ' +
-          'them in two heap snapshots, or find who allocates it with a native heap profile ' +
-          '(fragstat run --profile, under jemalloc).',
+          'kept (a Map of Buffers, unclosed zlib or TLS streams, an addon). Name the JS objects that hold ' +
+          'them and what grew: fragstat attach <pid> --watch 5m --holders (or fragstat.holders() in the ' +
+          'process); or find who allocates it with a native heap profile (fragstat run --profile, under jemalloc).',
         confidence: partial,
         waitMs: partial === 'high' ? null : waitMs,
         because,
