@@ -331,10 +331,20 @@ describe('reads a service started without fragstat', () => {
 describe('--trim', () => {
   for (const where of ['main', 'worker'] as const) {
     it(`releases memory freed by the ${where} thread`, async () => {
-      const s = await service('attach-service.cjs', { env: { MIB: '4', FREE_MIB: '64' } });
+      // glibc's free() gives back a free top above its trim threshold itself (128 KiB by default),
+      // which happened when the small Buffer meant to pin the top landed lower in the heap (Node
+      // 18, 1 run in 3): raised, as services tune it, only a trim returns the freed memory.
+      const s = await service('attach-service.cjs', {
+        env: { MIB: '4', FREE_MIB: '64', GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1073741824' },
+      });
       const freed = await s.ask(`free-${where}`, (l) => l.freed === where);
-      // Holding the Buffers added at least N MiB to RSS; the trim must give most of N back.
+      // Holding the Buffers added at least N MiB to RSS, and freeing them left it there; the trim
+      // must give most of N back.
       expect(freed.allocatedRssBytes as number).toBeGreaterThan(64 * MiB);
+      expect((freed.rssBytes as number) - (s.first.rssBytes as number)).toBeGreaterThan(0.8 * 64 * MiB);
+      // V8 has released the dropped Buffers' memory to malloc (it frees backing stores after a GC,
+      // off-thread: one CI run trimmed with 26 of 64 MiB still held by V8 on Node 24).
+      if (where === 'main') expect(freed.settled).toBe(true);
       const held = 64 * MiB;
       const r = await cli(['attach', String(s.pid), '--trim', '--json']);
       expect(r.code, r.stderr).toBe(0);
