@@ -127,6 +127,20 @@ function cli(
   );
 }
 
+/** A watch's monitor is gone from the process (looked at through its inspector, closed again). */
+async function expectNoMonitorLeft(pid: number): Promise<void> {
+  const i = await openInspector(pid);
+  try {
+    const left = await i.session.send<{ result: { value: string } }>('Runtime.evaluate', {
+      expression: `typeof globalThis[Symbol.for('fragstat.attach')]?.monitor`,
+      returnByValue: true,
+    });
+    expect(left.result.value).toBe('undefined');
+  } finally {
+    expect(await i.close()).toBe(true);
+  }
+}
+
 const ports = (pid: number) =>
   listeningSockets(pid)
     .map((s) => `${s.address}:${s.port}`)
@@ -261,17 +275,7 @@ describe('reads a service started without fragstat', () => {
     expect(out.watch.samples.at(-1).allocatedBytes).toBeGreaterThanOrEqual(32 * MiB);
     expect(readFileSync(report, 'utf8')).toMatch(/<svg/);
     expect(ports(s.pid)).toEqual(before);
-    // The monitor is gone from the process.
-    const i = await openInspector(s.pid);
-    try {
-      const left = await i.session.send<{ result: { value: string } }>('Runtime.evaluate', {
-        expression: `typeof globalThis[Symbol.for('fragstat.attach')]?.monitor`,
-        returnByValue: true,
-      });
-      expect(left.result.value).toBe('undefined');
-    } finally {
-      expect(await i.close()).toBe(true);
-    }
+    await expectNoMonitorLeft(s.pid);
     expect(ports(s.pid)).toEqual(before);
   }, 40_000);
 
@@ -296,16 +300,7 @@ describe('reads a service started without fragstat', () => {
     expect(out.watch.samples.length).toBeGreaterThanOrEqual(1);
     expect(out.watch.durationMs).toBeLessThan(60_000);
     expect(ports(s.pid)).toEqual(before);
-    const i = await openInspector(s.pid);
-    try {
-      const left = await i.session.send<{ result: { value: string } }>('Runtime.evaluate', {
-        expression: `typeof globalThis[Symbol.for('fragstat.attach')]?.monitor`,
-        returnByValue: true,
-      });
-      expect(left.result.value).toBe('undefined');
-    } finally {
-      expect(await i.close()).toBe(true);
-    }
+    await expectNoMonitorLeft(s.pid);
   }, 40_000);
 
   it('the help names attach and its options', async () => {
