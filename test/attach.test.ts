@@ -379,24 +379,32 @@ describe('--trim, pool threads', () => {
   }, 30_000);
 });
 
+/**
+ * attach --watch --holders on `s`, sending it `command` once the watch runs and ending the watch
+ * when the service has answered it (`pick`): decided by the answer, not by a time.
+ */
+async function watchWhile(s: Service, command: string, pick: (l: Line) => boolean) {
+  const end = new AbortController();
+  let answered: Promise<Line> | null = null;
+  return attach(s.pid, {
+    holders: true,
+    watchMs: 120_000,
+    intervalMs: 250,
+    signal: end.signal,
+    onProgress: (m: string) => {
+      if (answered === null && m.startsWith('watching for')) {
+        answered = s.ask(command, pick);
+        void answered.then(() => end.abort());
+      }
+    },
+  });
+}
+
 describe('--holders', () => {
   it('names the array that holds the Buffers, and what grew over a watch by what malloc counts', async () => {
     const s = await service('attach-service.cjs', { env: { MIB: '16' } });
     // The watch ends when the service has grabbed 16 MiB more while it ran (not after a time).
-    const end = new AbortController();
-    let grown: Promise<Line> | null = null;
-    const r = await attach(s.pid, {
-      holders: true,
-      watchMs: 120_000,
-      intervalMs: 250,
-      signal: end.signal,
-      onProgress: (m: string) => {
-        if (grown === null && m.startsWith('watching for')) {
-          grown = s.ask('alloc', (l) => l.allocated !== undefined);
-          void grown.then(() => end.abort());
-        }
-      },
-    });
+    const r = await watchWhile(s, 'alloc', (l) => l.allocated !== undefined);
     const h = r.holders!;
     expect(h.snapshotMs).toHaveLength(2);
     // At the end: the module's `held` array holds 32 Buffers of 1 MiB.
@@ -417,20 +425,7 @@ describe('--holders', () => {
 
   it('names the Set that keeps gzip streams open, by what malloc counts', async () => {
     const s = await service('attach-service.cjs', { env: { MIB: '4', GZIP: '200' } });
-    const end = new AbortController();
-    let opened: Promise<Line> | null = null;
-    const r = await attach(s.pid, {
-      holders: true,
-      watchMs: 120_000,
-      intervalMs: 250,
-      signal: end.signal,
-      onProgress: (m: string) => {
-        if (opened === null && m.startsWith('watching for')) {
-          opened = s.ask('gzip', (l) => l.gzip !== undefined);
-          void opened.then(() => end.abort());
-        }
-      },
-    });
+    const r = await watchWhile(s, 'gzip', (l) => l.gzip !== undefined);
     const grew = r.holders!.diff!.changes[0];
     expect(grew.description).toMatch(/Set `sessions`/);
     expect(grew.kind).toMatch(/Gzip|Zlib/);
