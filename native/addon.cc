@@ -10,6 +10,7 @@
 #include "profile.h"
 #include "rss.h"
 #include "tunables.h"
+#include "v8heap.h"
 
 namespace fragstat {
 
@@ -335,6 +336,8 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("profileSetJsFrames", &FragstatAddon::ProfileSetJsFrames),
                              InstanceMethod("demangle", &FragstatAddon::DemangleJs),
                              InstanceMethod("statsText", &FragstatAddon::StatsText),
+                             InstanceMethod("v8ReleaseAvailable", &FragstatAddon::V8ReleaseAvailableJs),
+                             InstanceMethod("releaseV8Heap", &FragstatAddon::ReleaseV8HeapJs),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
                          });
@@ -537,6 +540,22 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
       out[i] = Napi::String::New(env, v.IsString() ? Demangle(v.As<Napi::String>().Utf8Value().c_str()) : "");
     }
     return out;
+  }
+
+  // The V8 release method named by a number (V8ReleaseMethod), or throws.
+  static V8ReleaseMethod ReleaseMethod(const Napi::CallbackInfo& info) {
+    const int32_t m = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+    if (m != 0 && m != 1) throw Napi::TypeError::New(info.Env(), "fragstat internal: expected a V8 release method");
+    return static_cast<V8ReleaseMethod>(m);
+  }
+
+  Napi::Value V8ReleaseAvailableJs(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), V8ReleaseAvailable(ReleaseMethod(info)));
+  }
+
+  // Synchronous on the calling JS thread: V8 collects garbage inside this call.
+  Napi::Value ReleaseV8HeapJs(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), ReleaseV8Heap(ReleaseMethod(info)));
   }
 
   Napi::Reference<Napi::Float64Array> values_ref_;

@@ -17,7 +17,8 @@
         "symbols.cc",
         "tcmalloc.cc",
         "tunables.cc",
-        "unknown.cc"
+        "unknown.cc",
+        "v8heap.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -78,6 +78,12 @@ export interface NativeStatsText {
   truncated: boolean;
 }
 
+/**
+ * How V8 is asked for its free pages (native/v8heap.h): 0, v8::Isolate::MemoryPressureNotification
+ * (kCritical); 1, node::LowMemoryNotification().
+ */
+export type V8ReleaseMethod = 0 | 1;
+
 export interface NativeBinding {
   allocator(): NativeAllocatorInfo;
   /** Pins the arrays that snapshot() and trimSync() write into, for this thread. */
@@ -118,6 +124,13 @@ export interface NativeBinding {
    * at most `maxBytes` of it, read on a pool thread; null where the allocator has none.
    */
   statsText(maxBytes: number): Promise<NativeStatsText | null>;
+  /** Whether this runtime exports what V8 release `method` needs (V8ReleaseMethod). */
+  v8ReleaseAvailable(method: V8ReleaseMethod): boolean;
+  /**
+   * Asks the calling thread's V8 isolate to give its free heap pages back, synchronously (V8
+   * collects garbage inside the call); false when the runtime lacks the entry points.
+   */
+  releaseV8Heap(method: V8ReleaseMethod): boolean;
   readonly SNAPSHOT_SLOTS: number;
   readonly TRIM_SLOTS: number;
 }
@@ -193,6 +206,8 @@ function fallback(reason: string): NativeBinding {
     },
     demangle: (names) => names.map(() => ''),
     statsText: async () => null,
+    v8ReleaseAvailable: () => false,
+    releaseV8Heap: () => false,
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 7,
   };

@@ -83,6 +83,13 @@ export { captureMaxBytes, type CaptureInfo, type CaptureManifest, type CaptureFi
 export type { CaptureOptions, CaptureReason } from './capture/capture-episode';
 export { trimOnSignal, type TrimOnSignalOptions } from './cure/signal';
 export {
+  releaseV8Heap,
+  canReleaseV8Heap,
+  type ReleaseV8HeapOptions,
+  type V8ReleaseResult,
+  type V8ReleaseMethodName,
+} from './cure/v8heap';
+export {
   heapProfile,
   heapProfilerStatus,
   setHeapProfilerActive,
