@@ -1,12 +1,16 @@
 // A monitor's auto-trim: what it does around the trim policy (src/cure/policy.ts decides): cap
 // glibc's arenas at start, watch for the process going quiet and for major GCs between samples,
-// show each sample to the policy with the event-loop load and the cgroup limit, trim when the
-// policy says so, and count what came back.
+// ask V8 for its idle heap when the process goes quiet (src/cure/v8-policy.ts decides), show each
+// sample to the policy with the event-loop load and the cgroup limit, trim when the policy says
+// so, and count what came back.
+import * as v8 from 'node:v8';
 import { allocator, trim } from '../read/core';
 import { watchActivity, type StopWatching } from '../read/activity';
 import { cgroupMemory } from '../read/cgroup';
 import type { PolicySample, TrimPolicy, TrimReason } from '../cure/policy';
 import { tune, tunables } from '../cure/tunables';
+import { canReleaseV8Heap, releaseV8Heap, type V8ReleaseResult } from '../cure/v8heap';
+import { V8ReleasePolicy } from '../cure/v8-policy';
 import type { Snapshot, TrimResult } from '../base/types';
 
 /** What the auto-trim needs of its monitor. */
@@ -17,7 +21,11 @@ export interface AutoTrimHost {
   sampleNow(reason: TrimReason): void;
   fail(err: Error): void;
   trimmed(result: TrimResult): void;
+  v8Released(result: V8ReleaseResult): void;
 }
+
+/** After a V8 release, the quiet sample waits this long: what died in that GC is freed after it, partly on a background thread. */
+const AFTER_V8_RELEASE_MS = 300;
 
 export class AutoTrim {
   trims = 0;
@@ -25,12 +33,15 @@ export class AutoTrim {
   releasedBytes = 0;
   /** The arena cap this auto-trim set, or null. */
   arenaCap: number | null = null;
+  /** Releases of V8's idle heap at quiet moments; null when off (AutoTrimOptions.v8Heap) or unsupported. */
+  v8: V8ReleasePolicy | null = null;
   // The JS thread's event-loop utilization at the previous sample the policy saw.
   private lastElu: ReturnType<typeof performance.eventLoopUtilization> | null = null;
   // When the policy last saw a sample.
   private policyAt = -Infinity;
   private stopWatching: StopWatching | null = null;
   private gcTimer: NodeJS.Timeout | null = null;
+  private quietTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly policy: TrimPolicy,
@@ -41,6 +52,11 @@ export class AutoTrim {
     this.policyAt = -Infinity;
     this.lastElu = null;
     this.capArenas();
+    const o = this.policy.options;
+    if (o.whenQuiet && o.v8Heap && this.v8 === null && canReleaseV8Heap())
+      this.v8 = new V8ReleasePolicy(o.v8MaxPauseMs, {
+        heapBytes: v8.getHeapStatistics().total_physical_size,
+      });
     this.watch();
   }
 
@@ -49,6 +65,8 @@ export class AutoTrim {
     this.stopWatching = null;
     if (this.gcTimer) clearTimeout(this.gcTimer);
     this.gcTimer = null;
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    this.quietTimer = null;
   }
 
   // glibc: fewer arenas, fewer top chunks that no trim reaches (AutoTrimOptions.arenaMax). Only
@@ -72,7 +90,7 @@ export class AutoTrim {
     this.stopWatching = watchActivity(1000, {
       onWindow: p.options.whenQuiet
         ? (share, start, end) => {
-            if (p.noteActivity(share, start, end)) this.host.sampleNow('quiet');
+            if (p.noteActivity(share, start, end)) this.quiet();
           }
         : undefined,
       onMajorGc: p.options.afterGc
@@ -87,6 +105,45 @@ export class AutoTrim {
           }
         : undefined,
     });
+  }
+
+  // The process has gone quiet after a burst: V8's idle heap first (on this thread, while nothing
+  // else runs), then a sample for the quiet trim, which also returns what that GC freed in malloc.
+  private quiet(): void {
+    if (this.quietTimer) return;
+    if (!this.releaseV8()) {
+      this.host.sampleNow('quiet');
+      return;
+    }
+    this.quietTimer = setTimeout(() => {
+      this.quietTimer = null;
+      this.host.sampleNow('quiet');
+    }, AFTER_V8_RELEASE_MS);
+    this.quietTimer.unref();
+  }
+
+  private releaseV8(): boolean {
+    const v = this.v8;
+    if (!v) return false;
+    const heapBytes = v8.getHeapStatistics().total_physical_size;
+    const o = this.policy.options;
+    const growth =
+      o.minGrowthBytes ??
+      this.policy.floorBytes({ rssBytes: process.memoryUsage.rss(), limit: this.cgroupLimit() }) / 2;
+    if (!v.shouldRelease({ heapBytes }, growth)) return false;
+    try {
+      const result = releaseV8Heap();
+      if (!result.supported) {
+        this.v8 = null;
+        return false;
+      }
+      v.released(result);
+      this.host.v8Released(result);
+      return true;
+    } catch (err) {
+      this.host.fail(err as Error);
+      return false;
+    }
   }
 
   // The cgroup limit the policy weighs (memory.high, else the hard limit; v1 or v2), read only when

@@ -6,6 +6,7 @@ import { jemallocCommand } from '../read/libraries';
 import { Capture } from '../capture/capture';
 import { readCaptureOptions, type CaptureOptions } from '../capture/capture-episode';
 import { readTrimOptions, TrimPolicy, type AutoTrimOptions, type TrimReason } from '../cure/policy';
+import type { V8ReleaseResult } from '../cure/v8heap';
 import { AutoTrim } from './auto-trim';
 import { Pacing, type Budget, type IntervalReason } from './pacing';
 import { attachMonitor, type ReadingSourceHandle } from './reading';
@@ -80,12 +81,20 @@ export interface MonitorStats {
   trimsBy: Record<TrimReason, number>;
   /** The arena cap this monitor set (AutoTrimOptions.arenaMax), or null when it set none. */
   arenaCap: number | null;
+  /** Releases of V8's idle heap at quiet moments (AutoTrimOptions.v8Heap). */
+  v8Releases: number;
+  /** V8 heap pages they gave back, bytes. */
+  v8ReleasedBytes: number;
+  /** The longest JS-thread pause one of them took, ms (0 before the first). */
+  v8LongestPauseMs: number;
+  /** V8 releases not run because their predicted pause was over AutoTrimOptions.v8MaxPauseMs. */
+  v8ReleasesHeldPause: number;
   trimPaused: boolean;
 }
 
 /**
  * Samples the allocator on an interval, off the JS thread, keeping a short history. Events:
- * 'sample' (Sample), 'trim' (TrimResult), 'capture' (CaptureInfo, with options.capture), 'error' (Error; only emitted when a listener exists, so
+ * 'sample' (Sample), 'trim' (TrimResult), 'v8-release' (V8ReleaseResult, with autoTrim), 'capture' (CaptureInfo, with options.capture), 'error' (Error; only emitted when a listener exists, so
  * a failing read never crashes the process). Also an async iterable of samples.
  * Its timer is unref'd: it never keeps the process alive.
  */
@@ -253,6 +262,10 @@ export class Monitor extends EventEmitter {
       trimsHeldBusy: a ? a.policy.busySkips : 0,
       trimsBy: a ? { ...a.trimsBy } : { interval: 0, quiet: 0, gc: 0 },
       arenaCap: a ? a.arenaCap : null,
+      v8Releases: a?.v8 ? a.v8.releases : 0,
+      v8ReleasedBytes: a?.v8 ? a.v8.releasedBytes : 0,
+      v8LongestPauseMs: a?.v8 ? a.v8.longestPauseMs : 0,
+      v8ReleasesHeldPause: a?.v8 ? a.v8.heldPause : 0,
       trimPaused: this.pauses > 0,
     };
   }
@@ -273,6 +286,7 @@ export class Monitor extends EventEmitter {
       sampleNow: (reason: TrimReason) => this.sampleNow(reason),
       fail: (err: Error) => this.fail(err),
       trimmed: (result: TrimResult) => this.emitSafely('trim', result),
+      v8Released: (result: V8ReleaseResult) => this.emitSafely('v8-release', result),
     };
   }
 
