@@ -545,7 +545,8 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
   // The V8 release method named by a number (V8ReleaseMethod), or throws.
   static V8ReleaseMethod ReleaseMethod(const Napi::CallbackInfo& info) {
     const int32_t m = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
-    if (m != 0 && m != 1) throw Napi::TypeError::New(info.Env(), "fragstat internal: expected a V8 release method");
+    if (m != 0 && m != 1)
+      throw Napi::TypeError::New(info.Env(), "fragstat internal: expected a V8 release method");
     return static_cast<V8ReleaseMethod>(m);
   }
 
