@@ -7,7 +7,7 @@
 // its minor faults counted from /proc/<pid>/stat (field minflt) over the whole run; at the end the
 // service reports V8's heap (process.memoryUsage()) and the trims its cure made.
 //
-//   nice node bench/cures/run.mjs                 # long mode: DURATION=36 IDLE=20 ROUNDS=2
+//   nice node bench/cures/run.mjs                 # long mode: DURATION=36 IDLE=20 ROUNDS=2 (about an hour and a half)
 //   DURATION=10 ROUNDS=1 node bench/cures/run.mjs # short mode
 //   SERVICES=ws CONFIGS=glibc,jemalloc-bg node bench/cures/run.mjs --json out.json
 //
