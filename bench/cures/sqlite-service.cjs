@@ -49,6 +49,10 @@ const workers = Array.from({ length: WORKERS }, () => {
   });
   return worker;
 });
+// The driver's 'gc' (answered by cure.cjs for this thread) reaches the workers' heaps too.
+process.on('message', (msg) => {
+  if (msg === 'gc') for (const worker of workers) worker.postMessage({ op: 'gc' });
+});
 let turn = 0;
 function dispatch(res, request) {
   const id = nextId++;

@@ -12,6 +12,7 @@ const put = db.prepare('INSERT OR REPLACE INTO blobs (key, data, stored_ms) VALU
 const get = db.prepare('SELECT key, data FROM blobs WHERE key >= ? ORDER BY key LIMIT ?');
 
 parentPort.on('message', ({ id, op, key, data, count }) => {
+  if (op === 'gc') return globalThis.gc?.();
   try {
     if (op === 'put') {
       const { changes } = put.run(key, data, Date.now());
