@@ -1,5 +1,6 @@
 // Loaded first by each service (node -r): applies the cure named by CURE and answers the driver's
-// IPC requests ('gc': collect; 'trims': how many trims the cure made).
+// IPC requests ('gc': collect; 'trims': how many trims the cure made, with V8's heap and the
+// monitor's stats).
 'use strict';
 const fragstat = require('../..');
 
@@ -61,11 +62,15 @@ process.on('message', (msg) => {
       where.freeMiB = (s.freeBytes ?? 0) / MiB;
       where.allocatedMiB = (s.allocatedBytes ?? 0) / MiB;
     }
+    const { heapTotal, heapUsed } = process.memoryUsage();
+    const stats = monitor?.stats() ?? null;
     process.send({
       trims,
-      trimsBy: monitor?.stats().trimsBy ?? null,
+      trimsBy: stats?.trimsBy ?? null,
       allocator: fragstat.allocator().name,
       where,
+      v8: { heapTotal, heapUsed },
+      monitor: stats,
     });
   }
 });

@@ -1,10 +1,13 @@
-// Cures for native-heap growth on two real workloads, side by side: a sharp/libvips image service
-// and a ws permessage-deflate service, each run under every configuration below. Per run: rising
-// load for DURATION s, then a GC, then IDLE s of nothing; the service's RSS is sampled from
-// /proc/<pid>/status every 250 ms (peak), read at the end (idle), and its minor faults counted
-// from /proc/<pid>/stat (field minflt) over the whole run.
+// Cures for native-heap growth on six real workloads, side by side, each run under every
+// configuration below: a sharp/libvips image service, a ws permessage-deflate service, a fetch()
+// aggregator, React server rendering with gzip, better-sqlite3 from worker threads, and protobufjs
+// with pino's worker-thread transport (one load-<workload>.mjs each, shared helpers in
+// load-common.mjs). Per run: rising load for DURATION s, then a GC, then IDLE s of nothing; the
+// service's RSS is sampled from /proc/<pid>/status every 250 ms (peak), read at the end (idle), and
+// its minor faults counted from /proc/<pid>/stat (field minflt) over the whole run; at the end the
+// service reports V8's heap (process.memoryUsage()) and the trims its cure made.
 //
-//   nice node bench/cures/run.mjs                 # long mode: DURATION=36 IDLE=20 ROUNDS=2
+//   nice node bench/cures/run.mjs                 # long mode: DURATION=36 IDLE=20 ROUNDS=2 (about an hour and a half)
 //   DURATION=10 ROUNDS=1 node bench/cures/run.mjs # short mode
 //   SERVICES=ws CONFIGS=glibc,jemalloc-bg node bench/cures/run.mjs --json out.json
 //
@@ -12,19 +15,18 @@
 // ratios against plain glibc in the same round.
 import { fork } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machine, median, MiB, require, sleep, table } from '../common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { findLibrary } = require('../dist/read/libraries.js');
-const WebSocket = require('ws');
 
+const WORKLOADS = ['sharp', 'ws', 'fetch', 'ssr', 'sqlite', 'protobuf'];
 const DURATION = Number(process.env.DURATION || 36);
 const IDLE = Number(process.env.IDLE || 20);
 const ROUNDS = Number(process.env.ROUNDS || 2);
-const SERVICES = (process.env.SERVICES || 'sharp,ws').split(',');
+const SERVICES = (process.env.SERVICES || WORKLOADS.join(',')).split(',');
 const jsonAt = process.argv.indexOf('--json');
 const jsonPath = jsonAt > 0 ? process.argv[jsonAt + 1] : null;
 
@@ -34,6 +36,8 @@ const CONFIGS = {
   'glibc+monitor': { env: { CURE: 'monitor' } },
   // The same without its arena cap: what the cap adds to the trims.
   'monitor-no-cap': { env: { CURE: 'monitor', CURE_AUTOTRIM: '{"arenaMax":false}' } },
+  // The same with V8's heap left out of the policy's figures.
+  'monitor-no-v8': { env: { CURE: 'monitor', CURE_AUTOTRIM: '{"v8Heap":false}' } },
   'glibc+trim5s': { env: { CURE: 'periodic' } },
   'arena_max=2': { env: { MALLOC_ARENA_MAX: '2' } },
   jemalloc: { env: { LD_PRELOAD: jemalloc }, needs: jemalloc },
@@ -48,14 +52,12 @@ for (const name of configNames) {
   if (CONFIGS[name].needs === null)
     throw new Error(`${name} needs libjemalloc2 (apt-get install libjemalloc2)`);
 }
-
-// A small deterministic PRNG, so every configuration sees the same request mix.
-function prng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
+const workloads = {};
+for (const service of SERVICES) {
+  if (!WORKLOADS.includes(service))
+    throw new Error(`unknown service ${service}; known: ${WORKLOADS.join(', ')}`);
+  workloads[service] = await import(`./load-${service}.mjs`);
+  await workloads[service].prepare?.();
 }
 
 function rssBytes(pid) {
@@ -71,13 +73,15 @@ function minorFaults(pid) {
 function start(service, config) {
   const env = { ...process.env, ...CONFIGS[config].env };
   if (!env.LD_PRELOAD) delete env.LD_PRELOAD;
-  const child = fork(path.join(here, `${service}-service.cjs`), [], {
+  const child = fork(path.join(here, workloads[service].service), [], {
     env,
     execArgv: ['--expose-gc', '-r', path.join(here, 'cure.cjs')],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // A reply carrying `key`; rejects if the service exits first (a cure that throws at start).
   const ask = (msg, key) =>
-    new Promise((resolve) => {
+    new Promise((resolve, reject) => {
       const on = (m) => {
         if (m && m[key] !== undefined) {
           child.off('message', on);
@@ -85,87 +89,21 @@ function start(service, config) {
         }
       };
       child.on('message', on);
+      exited.then(({ code, signal }) => reject(new Error(`service exited (${signal ?? code})`)));
       if (msg) child.send(msg);
     });
-  return { child, ask, ready: ask(null, 'port') };
-}
-
-// Concurrency rises linearly from 1 to `max` over the load phase.
-const activeAt = (elapsed, max) =>
-  1 + Math.floor(((max - 1) * Math.min(elapsed, DURATION * 1000)) / (DURATION * 1000));
-
-async function loadSharp(port, latencies) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const MAX = 6;
-  const began = Date.now();
-  let done = 0;
-  const worker = async (i) => {
-    const rand = prng(1000 + i);
-    while (Date.now() - began < DURATION * 1000) {
-      if (i >= activeAt(Date.now() - began, MAX)) {
-        await sleep(50);
-        continue;
-      }
-      const q = `src=${Math.floor(rand() * 6)}&w=${200 + Math.floor(rand() * 1400)}&f=${rand() < 0.3 ? 'jpeg' : 'webp'}&r=${[0, 90, 180][Math.floor(rand() * 3)]}`;
-      const t0 = performance.now();
-      await new Promise((resolve, reject) => {
-        http
-          .get({ host: '127.0.0.1', port, path: `/resize?${q}`, agent }, (res) => {
-            res.resume();
-            res.on('end', resolve);
-          })
-          .on('error', reject);
-      });
-      latencies.push(performance.now() - t0);
-      done++;
-    }
+  // SIGTERM lets a service clean up (sqlite removes its database); SIGKILL after 5 s.
+  const stop = async () => {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
   };
-  await Promise.all(Array.from({ length: MAX }, (_, i) => worker(i)));
-  agent.destroy();
-  return done;
-}
-
-async function loadWs(port, latencies) {
-  const MAX = 48;
-  const began = Date.now();
-  let done = 0;
-  const sockets = [];
-  const worker = async (i) => {
-    while (i >= activeAt(Date.now() - began, MAX)) {
-      if (Date.now() - began >= DURATION * 1000) return;
-      await sleep(50);
-    }
-    const rand = prng(2000 + i);
-    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: true });
-    sockets.push(ws);
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    while (Date.now() - began < DURATION * 1000) {
-      const n = 50 + Math.floor(rand() * 1500);
-      const items = Array.from({ length: n }, (_, k) => ({ id: k, name: `item-${i}-${k}`, value: rand() }));
-      const t0 = performance.now();
-      await new Promise((resolve) => {
-        ws.once('message', resolve);
-        ws.send(JSON.stringify({ from: i, items }));
-      });
-      latencies.push(performance.now() - t0);
-      done++;
-    }
-  };
-  await Promise.all(Array.from({ length: MAX }, (_, i) => worker(i)));
-  // Close every connection: the service's deflate streams are freed, as after a traffic burst.
-  await Promise.all(
-    sockets.map(
-      (ws) =>
-        new Promise((resolve) =>
-          ws.readyState === WebSocket.CLOSED ? resolve() : (ws.once('close', resolve), ws.close()),
-        ),
-    ),
-  );
-  return done;
+  return { child, ask, stop, ready: ask(null, 'port') };
 }
 
 async function runOne(service, config) {
-  const { child, ask, ready } = start(service, config);
+  const { child, ask, stop, ready } = start(service, config);
   const { port } = await ready;
   const pid = child.pid;
   const faults0 = minorFaults(pid);
@@ -177,7 +115,7 @@ async function runOne(service, config) {
   }, 250);
   const latencies = [];
   const t0 = Date.now();
-  const done = await (service === 'sharp' ? loadSharp : loadWs)(port, latencies);
+  const done = await workloads[service].load(port, latencies, { DURATION });
   const seconds = (Date.now() - t0) / 1000;
   const afterLoad = rssBytes(pid);
   await ask('gc', 'gc');
@@ -185,8 +123,8 @@ async function runOne(service, config) {
   clearInterval(sampler);
   const idle = rssBytes(pid);
   const faults = minorFaults(pid) - faults0;
-  const { trims, trimsBy, allocator, where } = await ask('trims', 'trims');
-  child.kill('SIGKILL');
+  const { trims, trimsBy, allocator, where, v8, monitor } = await ask('trims', 'trims');
+  await stop();
   latencies.sort((a, b) => a - b);
   return {
     service,
@@ -195,12 +133,18 @@ async function runOne(service, config) {
     peakMiB: peak / MiB,
     afterLoadMiB: afterLoad / MiB,
     idleMiB: idle / MiB,
+    // V8's heap of the main thread at idle (worker threads' isolates are not in it).
+    v8HeapTotalMiB: v8.heapTotal / MiB,
+    v8HeapUsedMiB: v8.heapUsed / MiB,
+    idleMinusV8MiB: (idle - v8.heapTotal) / MiB,
     throughput: done / seconds,
+    requests: done,
     p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? NaN,
     minorFaults: faults,
     trims,
     trimsBy,
     where,
+    monitor,
   };
 }
 
@@ -212,11 +156,19 @@ for (let round = 0; round < ROUNDS; round++) {
     // Each round starts one configuration later, so none always runs first (or right after another).
     const order = configNames.map((_, i) => configNames[(i + round) % configNames.length]);
     for (const config of order) {
-      const r = { round, ...(await runOne(service, config)) };
+      let r;
+      try {
+        r = { round, ...(await runOne(service, config)) };
+      } catch (err) {
+        console.error(`round ${round + 1} ${service} ${config}: failed: ${err.message}`);
+        continue;
+      }
       results.push(r);
       console.error(
-        `round ${round + 1} ${service} ${config}: peak ${r.peakMiB.toFixed(0)} MiB, idle ${r.idleMiB.toFixed(0)} MiB, ` +
-          `${r.throughput.toFixed(1)}/s, p99 ${r.p99Ms.toFixed(0)} ms, ${r.minorFaults} minflt, ${r.trims} trims` +
+        `round ${round + 1} ${service} ${config}: peak ${r.peakMiB.toFixed(0)} MiB, idle ${r.idleMiB.toFixed(0)} MiB ` +
+          `(V8 heap ${r.v8HeapTotalMiB.toFixed(0)}, used ${r.v8HeapUsedMiB.toFixed(0)}), ` +
+          `${r.requests} requests, ${r.throughput.toFixed(1)}/s, p99 ${r.p99Ms.toFixed(0)} ms, ` +
+          `${r.minorFaults} minflt, ${r.trims} trims` +
           (r.trimsBy ? ` ${JSON.stringify(r.trimsBy)}` : '') +
           (r.where?.arenas
             ? ` ${JSON.stringify(r.where, (k, v) => (typeof v === 'number' ? Math.round(v) : v))}`
@@ -226,26 +178,36 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
+const runsOf = (service, config) => results.filter((r) => r.service === service && r.config === config);
+/** The median over rounds of r[key] / the same round's `base` configuration's; null if none. */
+function ratio(service, config, base, key) {
+  const xs = runsOf(service, config)
+    .map((r) => {
+      const b = results.find((x) => x.service === service && x.config === base && x.round === r.round);
+      return b ? r[key] / b[key] : NaN;
+    })
+    .filter(Number.isFinite);
+  return xs.length ? median(xs).toFixed(2) : '-';
+}
+
 const rows = [];
 for (const service of SERVICES) {
-  const base = (round) =>
-    results.find((r) => r.service === service && r.config === 'glibc' && r.round === round);
   for (const config of configNames) {
-    const rs = results.filter((r) => r.service === service && r.config === config);
-    const ratio = (key) => {
-      const xs = rs.map((r) => (base(r.round) ? r[key] / base(r.round)[key] : NaN)).filter(Number.isFinite);
-      return xs.length ? median(xs).toFixed(2) : '-';
-    };
+    const rs = runsOf(service, config);
+    if (!rs.length) continue;
     const med = (key, digits = 0) => median(rs.map((r) => r[key])).toFixed(digits);
+    const rounds = (key) => `${med(key)} (${rs.map((r) => r[key].toFixed(0)).join('/')})`;
     rows.push([
       service,
       config,
       med('peakMiB'),
-      `${med('idleMiB')} (${rs.map((r) => r.idleMiB.toFixed(0)).join('/')})`,
+      rounds('idleMiB'),
+      rounds('idleMinusV8MiB'),
+      med('v8HeapTotalMiB'),
       med('throughput', 1),
-      ratio('throughput'),
+      ratio(service, config, 'glibc', 'throughput'),
       med('p99Ms'),
-      ratio('p99Ms'),
+      ratio(service, config, 'glibc', 'p99Ms'),
       (median(rs.map((r) => r.minorFaults)) / 1000).toFixed(0),
       med('trims'),
     ]);
@@ -258,6 +220,8 @@ console.log(
       'config',
       'peak RSS MiB',
       'idle RSS MiB (rounds)',
+      'idle - V8 MiB (rounds)',
+      'V8 heapTotal MiB',
       'req/s',
       'req/s vs glibc',
       'p99 ms',
@@ -266,6 +230,34 @@ console.log(
       'trims',
     ],
     rows,
+  ),
+);
+
+// Per workload: fragstat's default policy against jemalloc with its background thread, and the
+// cost of each against plain glibc (medians of per-round ratios).
+const M = 'glibc+monitor';
+const J = 'jemalloc-bg';
+console.log();
+console.log(
+  table(
+    [
+      'service',
+      `idle: ${M} / ${J}`,
+      `idle - V8: ${M} / ${J}`,
+      `req/s vs glibc: ${M}`,
+      `req/s vs glibc: ${J}`,
+      `peak vs glibc: ${M}`,
+      `peak vs glibc: ${J}`,
+    ],
+    SERVICES.map((s) => [
+      s,
+      ratio(s, M, J, 'idleMiB'),
+      ratio(s, M, J, 'idleMinusV8MiB'),
+      ratio(s, M, 'glibc', 'throughput'),
+      ratio(s, J, 'glibc', 'throughput'),
+      ratio(s, M, 'glibc', 'peakMiB'),
+      ratio(s, J, 'glibc', 'peakMiB'),
+    ]),
   ),
 );
 if (jsonPath)
