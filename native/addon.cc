@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backend.h"
+#include "claim.h"
 #include "clock.h"
 #include "profile.h"
 #include "rss.h"
@@ -338,6 +339,8 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
                              InstanceMethod("statsText", &FragstatAddon::StatsText),
                              InstanceMethod("v8ReleaseAvailable", &FragstatAddon::V8ReleaseAvailableJs),
                              InstanceMethod("releaseV8Heap", &FragstatAddon::ReleaseV8HeapJs),
+                             InstanceMethod("claimMonitor", &FragstatAddon::ClaimMonitorJs),
+                             InstanceMethod("releaseMonitor", &FragstatAddon::ReleaseMonitorJs),
                              InstanceValue("SNAPSHOT_SLOTS", Napi::Number::New(env, kSlots)),
                              InstanceValue("TRIM_SLOTS", Napi::Number::New(env, kTrimSlots)),
                          });
@@ -559,6 +562,31 @@ class FragstatAddon final : public Napi::Addon<FragstatAddon> {
     return Napi::Boolean::New(info.Env(), ReleaseV8Heap(ReleaseMethod(info)));
   }
 
+  // The process's monitor, claimed by one thread at a time (src/monitor/monitor.ts).
+  Napi::Value ClaimMonitorJs(const Napi::CallbackInfo& info) {
+    if (!info[0].IsNumber())
+      throw Napi::TypeError::New(info.Env(), "fragstat internal: expected a thread id");
+    const int thread_id = info[0].As<Napi::Number>().Int32Value();
+    const int holder = ClaimMonitor(thread_id);
+    if (holder == -1) claimed_thread_ = thread_id;
+    return Napi::Number::New(info.Env(), holder);
+  }
+
+  Napi::Value ReleaseMonitorJs(const Napi::CallbackInfo& info) {
+    if (!info[0].IsNumber())
+      throw Napi::TypeError::New(info.Env(), "fragstat internal: expected a thread id");
+    ReleaseMonitor(info[0].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  }
+
+ public:
+  // At the environment's teardown (a worker exiting with its monitor running): its claim goes.
+  ~FragstatAddon() {
+    if (claimed_thread_ != -1) ReleaseMonitorThread(claimed_thread_);
+  }
+
+ private:
+  int claimed_thread_ = -1;
   Napi::Reference<Napi::Float64Array> values_ref_;
   Napi::Reference<Napi::Float64Array> trim_ref_;
 };

@@ -7,6 +7,7 @@
       "sources": [
         "addon.cc",
         "arenatop.cc",
+        "claim.cc",
         "detect.cc",
         "glibc.cc",
         "jemalloc.cc",

@@ -131,6 +131,13 @@ export interface NativeBinding {
    * collects garbage inside the call); false when the runtime lacks the entry points.
    */
   releaseV8Heap(method: V8ReleaseMethod): boolean;
+  /**
+   * Claims the process's monitor for a thread (worker_threads' threadId): -1 when granted (claims
+   * by the same thread count up), else the thread holding it. Shared by every thread.
+   */
+  claimMonitor(threadId: number): number;
+  /** Gives one claim back. */
+  releaseMonitor(threadId: number): void;
   readonly SNAPSHOT_SLOTS: number;
   readonly TRIM_SLOTS: number;
 }
@@ -208,6 +215,9 @@ function fallback(reason: string): NativeBinding {
     statsText: async () => null,
     v8ReleaseAvailable: () => false,
     releaseV8Heap: () => false,
+    // Without the addon there is nothing process-wide to share: every thread is granted.
+    claimMonitor: () => -1,
+    releaseMonitor: () => undefined,
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
     TRIM_SLOTS: 7,
   };

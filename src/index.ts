@@ -38,6 +38,7 @@ export {
   type MonitorStats,
   type IntervalReason,
 } from './monitor/monitor';
+export type { MonitorElsewhere } from './monitor/process-claim';
 export {
   doctor,
   doctorThresholds,

@@ -8,6 +8,7 @@ import { readCaptureOptions, type CaptureOptions } from '../capture/capture-epis
 import { readTrimOptions, TrimPolicy, type AutoTrimOptions, type TrimReason } from '../cure/policy';
 import type { V8ReleaseResult } from '../cure/v8heap';
 import { AutoTrim } from './auto-trim';
+import { claimProcess, releaseProcess, type MonitorElsewhere } from './process-claim';
 import { Pacing, type Budget, type IntervalReason } from './pacing';
 import { attachMonitor, type ReadingSourceHandle } from './reading';
 import { Ring, Streams } from './sample-stream';
@@ -133,6 +134,8 @@ export class Monitor extends EventEmitter {
   lastError: Error | null = null;
   // The capture (options.capture): its pending bundle, settings; null without one.
   private readonly capture: Capture | null;
+  // Another thread's monitor when it owns the process-wide actions (set at start).
+  private claim: MonitorElsewhere | null = null;
 
   constructor(options: MonitorOptions = {}) {
     super();
@@ -160,20 +163,31 @@ export class Monitor extends EventEmitter {
     if (checkBoolean('options.start', options.start, true)) this.start();
   }
 
+  /**
+   * Where another thread's monitor owns the process-wide actions (auto-trim, V8 release, capture),
+   * which thread; null when this one does (or is stopped). One monitor per process: a second one,
+   * in another thread, only reads, and a warning (code FRAGSTAT_MONITOR_ELSEWHERE) says so once.
+   */
+  get elsewhere(): MonitorElsewhere | null {
+    return this.running ? this.claim : null;
+  }
+
   /** Starts sampling (the first sample is taken at once). Does nothing if already running. */
   start(): this {
     if (this.running) return this;
     this.running = true;
+    this.claim = claimProcess();
     this.streams.reopen();
     this.pacing.start(performance.now());
     this.shared = attachMonitor(this.detail, () => this.verdict());
-    this.autoTrim?.start();
+    if (!this.claim) this.autoTrim?.start();
     this.schedule(0);
     return this;
   }
 
   /** Stops sampling and ends every async iteration. */
   stop(): void {
+    if (this.running && !this.claim) releaseProcess();
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -331,10 +345,10 @@ export class Monitor extends EventEmitter {
         v8HeapBytes: getHeapStatistics().total_physical_size,
       };
       this.record(sample);
-      this.capture?.sample(sample);
+      if (!this.claim) this.capture?.sample(sample);
       this.shared?.publish(snap);
       if (this.running) this.deliver(sample);
-      if (this.autoTrim && this.running && this.pauses === 0) {
+      if (this.autoTrim && this.running && !this.claim && this.pauses === 0) {
         await this.autoTrim.sample(sample, reason, this.pacing.intervalReason === 'early');
       }
     } catch (err) {
