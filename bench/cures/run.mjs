@@ -36,7 +36,7 @@ const CONFIGS = {
   'glibc+monitor': { env: { CURE: 'monitor' } },
   // The same without its arena cap: what the cap adds to the trims.
   'monitor-no-cap': { env: { CURE: 'monitor', CURE_AUTOTRIM: '{"arenaMax":false}' } },
-  // The same with V8's heap left out of the policy's figures.
+  // The same without asking V8 for its idle heap when the process goes quiet.
   'monitor-no-v8': { env: { CURE: 'monitor', CURE_AUTOTRIM: '{"v8Heap":false}' } },
   'glibc+trim5s': { env: { CURE: 'periodic' } },
   'arena_max=2': { env: { MALLOC_ARENA_MAX: '2' } },
@@ -170,6 +170,9 @@ for (let round = 0; round < ROUNDS; round++) {
           `${r.requests} requests, ${r.throughput.toFixed(1)}/s, p99 ${r.p99Ms.toFixed(0)} ms, ` +
           `${r.minorFaults} minflt, ${r.trims} trims` +
           (r.trimsBy ? ` ${JSON.stringify(r.trimsBy)}` : '') +
+          (r.monitor?.v8Releases
+            ? `, ${r.monitor.v8Releases} V8 release(s) of ${(r.monitor.v8ReleasedBytes / MiB).toFixed(0)} MiB, longest pause ${r.monitor.v8LongestPauseMs.toFixed(0)} ms`
+            : '') +
           (r.where?.arenas
             ? ` ${JSON.stringify(r.where, (k, v) => (typeof v === 'number' ? Math.round(v) : v))}`
             : ''),
