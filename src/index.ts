@@ -86,6 +86,8 @@ export { trimOnSignal, type TrimOnSignalOptions } from './cure/signal';
 export {
   releaseV8Heap,
   canReleaseV8Heap,
+  v8ReleaseLog,
+  type V8ReleaseLog,
   type ReleaseV8HeapOptions,
   type V8ReleaseResult,
   type V8ReleaseMethodName,

@@ -48,6 +48,7 @@ const unitless: Record<string, string> = {
   fragstat_verdict: 'a state set: 1 for the current kind, 0 for the others',
   fragstat_verdict_confidence: 'an ordinal: 1 low, 2 medium, 3 high',
   fragstat_trims_total: 'a count of trims',
+  fragstat_v8_releases_total: 'a count of V8 releases',
   fragstat_snapshot_errors_total: 'a count of failed reads',
   fragstat_allocator_info: 'an info metric',
 };
@@ -159,7 +160,14 @@ describe('OpenTelemetry instrument names', () => {
     // bytes, s seconds, 1 ratio on a gauge, an {annotation} dropped), _total on a counter.
     const instruments = await otelInstruments();
     const { types } = await prometheusMetrics();
-    const counters = new Set(['fragstat.trims', 'fragstat.trim.released', 'fragstat.snapshot.errors']);
+    const counters = new Set([
+      'fragstat.trims',
+      'fragstat.trim.released',
+      'fragstat.v8.releases',
+      'fragstat.v8.released',
+      'fragstat.v8.release.pause',
+      'fragstat.snapshot.errors',
+    ]);
     const suffix: Record<string, string> = {
       By: '_bytes',
       s: '_seconds',

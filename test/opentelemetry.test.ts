@@ -69,6 +69,9 @@ describe('registerOpenTelemetry', () => {
         'fragstat.external_fragmentation',
         'fragstat.trims',
         'fragstat.trim.released',
+        'fragstat.v8.releases',
+        'fragstat.v8.released',
+        'fragstat.v8.release.pause',
         'fragstat.snapshot.errors',
         ...(cgroup?.maxBytes != null ? ['fragstat.cgroup.memory.limit'] : []),
         ...(cgroup?.currentBytes != null ? ['fragstat.cgroup.memory.usage'] : []),
@@ -154,6 +157,19 @@ describe('registerOpenTelemetry', () => {
     expect(points.get('fragstat.trims')!.value).toBe(fragstat.trimLog().count);
     expect(points.get('fragstat.trim.released')!.value).toBe(fragstat.trimLog().releasedBytesTotal);
     expect(points.has('fragstat.largest_free')).toBe(false); // needs detail
+  });
+
+  it("counts releases of V8's idle heap", async () => {
+    const r = fragstat.releaseV8Heap();
+    expect(r.supported).toBe(true);
+    const points = await collect();
+    const log = fragstat.v8ReleaseLog();
+    expect(log.count).toBeGreaterThanOrEqual(1);
+    expect(points.get('fragstat.v8.releases')!.value).toBe(log.count);
+    expect(points.get('fragstat.v8.released')!.value).toBe(log.releasedBytesTotal);
+    expect(points.get('fragstat.v8.released')!.unit).toBe('By');
+    expect(points.get('fragstat.v8.release.pause')!.value).toBeCloseTo(log.pauseSecondsTotal, 9);
+    expect(points.get('fragstat.v8.release.pause')!.unit).toBe('s');
   });
 
   it('works with the global API meter and rejects what is not a meter', () => {

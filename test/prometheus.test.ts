@@ -42,6 +42,9 @@ describe('registerPrometheus', () => {
       'fragstat_reading_age_seconds',
       'fragstat_trims_total',
       'fragstat_trim_released_bytes_total',
+      'fragstat_v8_releases_total',
+      'fragstat_v8_released_bytes_total',
+      'fragstat_v8_release_pause_seconds_total',
       'fragstat_snapshot_errors_total',
       'fragstat_rss_part_bytes',
       'fragstat_verdict',
@@ -151,6 +154,33 @@ describe('registerPrometheus', () => {
         `^fragstat_trim_released_bytes_total\\{allocator="glibc"\\} ${after.releasedBytesTotal}$`,
         'm',
       ),
+    );
+  });
+
+  it("counts releases of V8's idle heap, what they gave back and their pauses", async () => {
+    const registry = new client.Registry();
+    fragstat.registerPrometheus(registry);
+    const before = fragstat.v8ReleaseLog();
+    let junk: object[] | null = Array.from({ length: 200_000 }, (_, i) => ({ i, s: `x${i}` }));
+    expect(junk.length).toBe(200_000);
+    junk = null;
+    const r = fragstat.releaseV8Heap();
+    expect(r.supported).toBe(true);
+    const after = fragstat.v8ReleaseLog();
+    expect(after.count).toBe(before.count + 1);
+    expect(after.last).toEqual(r);
+    const text = await registry.metrics();
+    const value = (name: string) =>
+      Number(new RegExp(`^${name}\\{allocator="glibc"\\} (\\S+)$`, 'm').exec(text)![1]);
+    expect(value('fragstat_v8_releases_total')).toBe(after.count);
+    expect(value('fragstat_v8_released_bytes_total')).toBe(after.releasedBytesTotal);
+    expect(value('fragstat_v8_released_bytes_total') - before.releasedBytesTotal).toBe(
+      Math.max(0, r.releasedBytes),
+    );
+    expect(value('fragstat_v8_release_pause_seconds_total')).toBeCloseTo(after.pauseSecondsTotal, 9);
+    expect(value('fragstat_v8_release_pause_seconds_total') - before.pauseSecondsTotal).toBeCloseTo(
+      r.pauseMs / 1000,
+      9,
     );
   });
 

@@ -42,6 +42,33 @@ export interface V8ReleaseResult {
 
 const CODES: Record<V8ReleaseMethodName, V8ReleaseMethod> = { 'memory-pressure': 0, 'low-memory': 1 };
 
+/** V8 releases done in this thread (by the application or a monitor). */
+export interface V8ReleaseLog {
+  /** Releases that ran (supported ones only). */
+  count: number;
+  /** Sum of their positive releasedBytes: a monotonic counter. */
+  releasedBytesTotal: number;
+  /** Sum of their pauses, seconds. */
+  pauseSecondsTotal: number;
+  /** The most recent release, or null. */
+  last: V8ReleaseResult | null;
+}
+
+// Kept on the addon's exports, as the trim log is: every evaluation of this module (the CommonJS
+// and the ES module build) counts the same releases.
+const shared = binding as typeof binding & { v8ReleaseLog?: V8ReleaseLog };
+const log: V8ReleaseLog = (shared.v8ReleaseLog ??= {
+  count: 0,
+  releasedBytesTotal: 0,
+  pauseSecondsTotal: 0,
+  last: null,
+});
+
+/** What V8 releases have done in this thread so far (a copy). */
+export function v8ReleaseLog(): V8ReleaseLog {
+  return { ...log, last: log.last && { ...log.last } };
+}
+
 /** Reads the method option; TypeError for anything else. */
 export function readV8ReleaseMethod(where: string, value: unknown): V8ReleaseMethodName {
   if (value === undefined) return 'memory-pressure';
@@ -78,7 +105,7 @@ export function releaseV8Heap(options?: ReleaseV8HeapOptions): V8ReleaseResult {
   const supported = binding.releaseV8Heap(CODES[method]);
   const pauseMs = performance.now() - t0;
   const after = supported ? v8.getHeapStatistics() : before;
-  return {
+  const result: V8ReleaseResult = {
     supported,
     method,
     heapBeforeBytes: before.total_physical_size,
@@ -91,4 +118,11 @@ export function releaseV8Heap(options?: ReleaseV8HeapOptions): V8ReleaseResult {
     pauseMs,
     timestamp,
   };
+  if (supported) {
+    log.count++;
+    log.releasedBytesTotal += Math.max(0, result.releasedBytes);
+    log.pauseSecondsTotal += pauseMs / 1000;
+    log.last = result;
+  }
+  return result;
 }

@@ -2,6 +2,7 @@
 // read together, off the JS thread, once per collection.
 import { cgroupMemory, type CgroupMemory } from '../read/cgroup';
 import { allocator, trimLog } from '../read/core';
+import { v8ReleaseLog } from '../cure/v8heap';
 import { figures, probeFigures } from '../read/figures';
 import { monitorVerdict, sharedBreakdown, sharedReading } from '../monitor/reading';
 import { verdictConfidenceLevels, verdictKinds } from '../diagnose/verdict';
@@ -90,6 +91,19 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
   const released = meter.createObservableCounter(`${prefix}trim.released`, {
     description: 'RSS released by those trims',
     unit: 'By',
+  });
+
+  const v8Releases = meter.createObservableCounter(`${prefix}v8.releases`, {
+    description: "Releases of V8's idle heap in this thread",
+    unit: '{release}',
+  });
+  const v8Released = meter.createObservableCounter(`${prefix}v8.released`, {
+    description: 'V8 heap pages those releases gave back',
+    unit: 'By',
+  });
+  const v8Pause = meter.createObservableCounter(`${prefix}v8.release.pause`, {
+    description: 'Time the JS thread was held by those releases',
+    unit: 's',
   });
 
   const failures = meter.createObservableCounter(`${prefix}snapshot.errors`, {
@@ -192,6 +206,10 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
     const log = trimLog();
     observer.observe(trims, log.count, attributes);
     observer.observe(released, log.releasedBytesTotal, attributes);
+    const v8Log = v8ReleaseLog();
+    observer.observe(v8Releases, v8Log.count, attributes);
+    observer.observe(v8Released, v8Log.releasedBytesTotal, attributes);
+    observer.observe(v8Pause, v8Log.pauseSecondsTotal, attributes);
     observer.observe(failures, errors, attributes);
   };
   const all = [
@@ -200,6 +218,9 @@ export function registerOpenTelemetry(meter: OtelMeter, options?: OpenTelemetryO
     ...cgroupObserved.map((x) => x.instrument),
     trims,
     released,
+    v8Releases,
+    v8Released,
+    v8Pause,
     failures,
   ];
   meter.addBatchObservableCallback(callback, all);

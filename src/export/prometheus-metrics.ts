@@ -4,6 +4,7 @@
 // kept) and reads only the shared, rate-limited readings, never the allocator itself per scrape.
 import { cgroupMemory } from '../read/cgroup';
 import { trimLog } from '../read/core';
+import { v8ReleaseLog } from '../cure/v8heap';
 import { figures, probeFigures } from '../read/figures';
 import { monitorVerdict, sharedBreakdown, sharedReading, type SharedReading } from '../monitor/reading';
 import type { AllocatorInfo, Snapshot } from '../base/types';
@@ -92,6 +93,24 @@ const defs: Def[] = [
     help: 'RSS released by those trims.',
     kind: 'counter',
     value: () => trimLog().releasedBytesTotal,
+  },
+  {
+    name: 'v8_releases_total',
+    help: "Releases of V8's idle heap in this thread (releaseV8Heap(), or auto-trim when the process went quiet).",
+    kind: 'counter',
+    value: () => v8ReleaseLog().count,
+  },
+  {
+    name: 'v8_released_bytes_total',
+    help: 'V8 heap pages those releases gave back.',
+    kind: 'counter',
+    value: () => v8ReleaseLog().releasedBytesTotal,
+  },
+  {
+    name: 'v8_release_pause_seconds_total',
+    help: 'Time the JS thread was held by those releases.',
+    kind: 'counter',
+    value: () => v8ReleaseLog().pauseSecondsTotal,
   },
   {
     name: 'snapshot_errors_total',
