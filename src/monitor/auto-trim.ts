@@ -22,6 +22,8 @@ export interface AutoTrimHost {
   fail(err: Error): void;
   trimmed(result: TrimResult): void;
   v8Released(result: V8ReleaseResult): void;
+  /** Whether automatic trims are paused (pauseTrim()): the V8 release waits with them. */
+  paused(): boolean;
 }
 
 /** After a V8 release, the quiet sample waits this long: what died in that GC is freed after it, partly on a background thread. */
@@ -124,7 +126,7 @@ export class AutoTrim {
 
   private releaseV8(): boolean {
     const v = this.v8;
-    if (!v) return false;
+    if (!v || this.host.paused()) return false;
     const heapBytes = v8.getHeapStatistics().total_physical_size;
     const o = this.policy.options;
     const growth =

@@ -301,6 +301,7 @@ export class Monitor extends EventEmitter {
       fail: (err: Error) => this.fail(err),
       trimmed: (result: TrimResult) => this.emitSafely('trim', result),
       v8Released: (result: V8ReleaseResult) => this.emitSafely('v8-release', result),
+      paused: () => this.pauses > 0,
     };
   }
 
