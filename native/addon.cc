@@ -40,6 +40,7 @@ enum TrimSlot {
   kTrimResult,
   kTrimBlockingMs,
   kTrimBeyondBytes,
+  kTrimPendingArenas,
   kTrimSlots
 };
 
@@ -146,7 +147,7 @@ Napi::Value SettingsToJs(Napi::Env env, const std::vector<Setting>& settings) {
 struct TrimOutcome {
   Status status;
   double rss_before = NAN, rss_after = NAN, duration_ms = NAN, result = NAN, blocking_ms = NAN,
-         beyond_bytes = NAN;
+         beyond_bytes = NAN, pending_arenas = NAN;
 };
 
 // The part of a trim that must run on the thread that asked for it (see
@@ -169,7 +170,7 @@ void FinishTrim(Backend& b, TrimOutcome& t) {
   if (std::isnan(t.rss_before)) t.rss_before = ReadRssBytes();
   const double start = NowMs();
   t.status = b.Trim(t.result);
-  if (t.status.ok()) t.beyond_bytes = b.ReleaseBeyondTrim();
+  if (t.status.ok()) t.beyond_bytes = b.ReleaseBeyondTrim(t.pending_arenas);
   t.duration_ms = t.blocking_ms + (NowMs() - start);
   t.rss_after = ReadRssBytes();
 }
@@ -182,6 +183,7 @@ void WriteTrim(double* out, bool supported, const TrimOutcome& t) {
   out[kTrimResult] = t.result;
   out[kTrimBlockingMs] = t.blocking_ms;
   out[kTrimBeyondBytes] = t.beyond_bytes;
+  out[kTrimPendingArenas] = t.pending_arenas;
 }
 
 // Async work over plain data: Execute() runs on a libuv pool thread and touches no JS value; the

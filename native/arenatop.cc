@@ -229,8 +229,9 @@ bool ArenaTopsSupported(const char* glibc_version) {
   return sizeof(void*) == 8 && minor >= 27 && minor <= 42;
 }
 
-double ReleaseArenaTops(const char* glibc_version, size_t pad) {
+double ReleaseArenaTops(const char* glibc_version, size_t pad, int* pending) {
   double released = 0;
+  if (pending != nullptr) *pending = 0;
   if (!ArenaTopsSupported(glibc_version)) return released;
   const size_t header = MinorVersion(glibc_version) >= 35 ? 48 : 32;
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -243,7 +244,12 @@ double ReleaseArenaTops(const char* glibc_version, size_t pad) {
   for (const Heap& first : heaps) {
     if (first.info.prev != 0) continue;  // one visit per arena, from its first heap
     const uintptr_t arena = first.info.ar_ptr;
-    if (Linked(proc, arena, header, linked) && SeenLongEnough(arena, now_ms)) ready.push_back(arena);
+    if (!Linked(proc, arena, header, linked)) continue;
+    if (SeenLongEnough(arena, now_ms)) {
+      ready.push_back(arena);
+    } else if (pending != nullptr) {
+      ++*pending;
+    }
   }
   if (proc.refused) return NAN;
   // Pairs with glibc's write barrier between the lock init and the store that links the arena:

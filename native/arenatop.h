@@ -39,6 +39,8 @@ bool ArenaTopsSupported(const char* glibc_version);
 // refused (EPERM, EACCES or ENOSYS), it stops and returns NaN (unknown), not 0. It opens its
 // files before taking any lock and allocates nothing while holding one: this thread's own arena
 // may be the one locked.
-double ReleaseArenaTops(const char* glibc_version, size_t pad);
+// `pending` (when given) receives how many arenas it found linked but not yet seen for a second:
+// a call a second or more later releases their tops.
+double ReleaseArenaTops(const char* glibc_version, size_t pad, int* pending = nullptr);
 
 }  // namespace fragstat

@@ -91,8 +91,12 @@ class Backend {
   // when the allocator's call returns nothing. Safe to call from any thread.
   virtual Status Trim(double& result) = 0;
   // A second step after Trim() for free memory the allocator's own trim cannot reach; returns the
-  // resident bytes it released, or NaN where the allocator has no such step. Any thread.
-  virtual double ReleaseBeyondTrim() { return NAN; }
+  // resident bytes it released, or NaN where the allocator has no such step. `pending` receives
+  // how many places it left for a later call (glibc: arenas too new), NaN likewise. Any thread.
+  virtual double ReleaseBeyondTrim(double& pending) {
+    pending = NAN;
+    return NAN;
+  }
   // Whether ReleaseBeyondTrim() does anything here.
   virtual bool ReleasesBeyondTrim() const { return false; }
 

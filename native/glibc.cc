@@ -1,6 +1,7 @@
 #include "glibc.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -273,9 +274,13 @@ class GlibcBackend final : public Backend {
     format = "malloc_info";
     return Status();
   }
-  double ReleaseBeyondTrim() override {
+  double ReleaseBeyondTrim(double& pending) override {
+    pending = NAN;
     if (!arena_tops_) return NAN;
-    return ReleaseArenaTops(version_(), kTopPad);
+    int n = 0;
+    const double released = ReleaseArenaTops(version_(), kTopPad, &n);
+    if (!std::isnan(released)) pending = n;
+    return released;
   }
 
  private:

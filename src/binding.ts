@@ -25,6 +25,7 @@ export const enum TrimSlot {
   Result = 4,
   BlockingMs = 5,
   BeyondBytes = 6,
+  PendingArenas = 7,
 }
 
 export interface NativeAllocatorInfo {
@@ -219,7 +220,7 @@ function fallback(reason: string): NativeBinding {
     claimMonitor: () => -1,
     releaseMonitor: () => undefined,
     SNAPSHOT_SLOTS: Slot.RawStart + 24,
-    TRIM_SLOTS: 7,
+    TRIM_SLOTS: 8,
   };
 }
 

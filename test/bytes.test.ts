@@ -95,6 +95,7 @@ describe('glibc', () => {
       expect(r.trim.returnValue).toBe(1);
       // The thread arenas' tops were looked at (the C harness measures what that releases).
       expect(r.trim.threadArenaTopBytes).toBeGreaterThanOrEqual(0);
+      expect(r.trim.threadArenasPending).toBeGreaterThanOrEqual(0);
       // mallinfo2 ignores madvise: the trimmed chunks still count as free.
       expectNear(r.trimmed.freeBytes, r.freed.freeBytes!, 0.95, 1.05);
     });
@@ -114,6 +115,7 @@ describe.runIf(havePreload('jemalloc'))('jemalloc (LD_PRELOAD)', () => {
     checkTrim(r);
     expect(r.trim.returnValue).toBeNull();
     expect(r.trim.threadArenaTopBytes).toBeNull();
+    expect(r.trim.threadArenasPending).toBeNull();
     // Purged pages leave jemalloc's footprint, unlike glibc's free chunks.
     expect(r.trimmed.freeBytes!).toBeLessThan(r.freed.freeBytes! - 0.75 * freedBytes(r));
     // A trim makes the next snapshot refresh jemalloc's statistics.

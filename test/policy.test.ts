@@ -69,6 +69,25 @@ describe('TrimPolicy', () => {
     expect(p.shouldTrim(s, 10_000, 'quiet')).toBe(false);
   });
 
+  it('lets the next quiet trim take the thread-arena tops a trim left for later, without growth', () => {
+    const p = policy();
+    const s = sample(500 * MiB, 100 * MiB, 200 * MiB);
+    p.trimmed(s, { releasedBytes: 50 * MiB, rssAfterBytes: 450 * MiB, threadArenasPending: 3 } as never, 0);
+    expect(p.pendingArenas).toBe(3);
+    // RSS is where the trim left it, nothing grew: a quiet sample trims (for those tops), the
+    // others wait for growth as before.
+    const after = sample(450 * MiB, 100 * MiB, 200 * MiB);
+    expect(p.shouldTrim(after, 120_000, 'quiet')).toBe(true);
+    expect(p.shouldTrim(after, 120_000, 'interval')).toBe(false);
+    // Once a trim left none, quiet samples wait for growth again.
+    p.trimmed(
+      after,
+      { releasedBytes: 8 * MiB, rssAfterBytes: 442 * MiB, threadArenasPending: 0 } as never,
+      1000,
+    );
+    expect(p.shouldTrim(sample(442 * MiB, 100 * MiB, 200 * MiB), 130_000, 'quiet')).toBe(false);
+  });
+
   it('shrinks the floor, the growth and the interval with the headroom left under a cgroup limit', () => {
     const GiB = 1024 * MiB;
     expect(limitScale(null)).toBe(1);

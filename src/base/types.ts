@@ -176,4 +176,10 @@ export interface TrimResult {
    * where a system call the step needs was refused (a seccomp filter returning EPERM, say).
    */
   threadArenaTopBytes: number | null;
+  /**
+   * glibc: thread arenas whose tops this trim left for a later one, because it saw them for the
+   * first time or glibc created them less than a second before; a trim a second or more later
+   * releases them. null where threadArenaTopBytes is.
+   */
+  threadArenasPending: number | null;
 }

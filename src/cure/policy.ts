@@ -240,6 +240,11 @@ export class TrimPolicy {
   undone = 0;
   /** Trims held back because the JS thread was busy (maxBusy). */
   busySkips = 0;
+  /**
+   * Thread arenas the last trim left for a later one (too new to release their tops, see
+   * TrimResult.threadArenasPending): the next quiet trim does not wait for growth.
+   */
+  pendingArenas = 0;
 
   constructor(readonly options: TrimPolicyOptions) {}
 
@@ -299,6 +304,8 @@ export class TrimPolicy {
       this.busySkips++;
       return false;
     }
+    // Arena tops a trim could not release yet are there for the next quiet one to take.
+    if (reason === 'quiet' && this.pendingArenas > 0) return true;
     const u = unexplained(s);
     if (u === null) return false;
     const growth = p.minGrowthBytes === null ? floor / 2 : p.minGrowthBytes * scale;
@@ -313,6 +320,7 @@ export class TrimPolicy {
     reason: TrimReason = 'interval',
   ): void {
     this.lastTrimAt = now;
+    this.pendingArenas = result.threadArenasPending ?? 0;
     const u = unexplained(s);
     // What was left unexplained once the trim had run: the next trim waits for growth beyond it.
     this.baseline =

@@ -28,6 +28,12 @@ export interface AutoTrimHost {
 
 /** After a V8 release, the quiet sample waits this long: what died in that GC is freed after it, partly on a background thread. */
 const AFTER_V8_RELEASE_MS = 300;
+/**
+ * After a quiet trim that left thread-arena tops for later (arenas it saw for the first time, or
+ * too new), one more quiet sample this much later: the trim that releases them needs an arena to
+ * have been seen a second before.
+ */
+const ARENA_FOLLOW_UP_MS = 1100;
 
 export class AutoTrim {
   trims = 0;
@@ -44,6 +50,8 @@ export class AutoTrim {
   private stopWatching: StopWatching | null = null;
   private gcTimer: NodeJS.Timeout | null = null;
   private quietTimer: NodeJS.Timeout | null = null;
+  // Whether this quiet moment's follow-up sample (for arena tops left pending) was taken.
+  private followedUp = false;
 
   constructor(
     readonly policy: TrimPolicy,
@@ -113,6 +121,7 @@ export class AutoTrim {
   // else runs), then a sample for the quiet trim, which also returns what that GC freed in malloc.
   private quiet(): void {
     if (this.quietTimer) return;
+    this.followedUp = false;
     if (!this.releaseV8()) {
       this.host.sampleNow('quiet');
       return;
@@ -191,6 +200,14 @@ export class AutoTrim {
     if (!p.shouldTrim(s, performance.now(), reason)) return;
     const result: TrimResult = await trim();
     p.trimmed(s, result, performance.now(), reason);
+    if (reason === 'quiet' && p.pendingArenas > 0 && !this.quietTimer && !this.followedUp) {
+      this.followedUp = true;
+      this.quietTimer = setTimeout(() => {
+        this.quietTimer = null;
+        this.host.sampleNow('quiet');
+      }, ARENA_FOLLOW_UP_MS);
+      this.quietTimer.unref();
+    }
     this.trims++;
     this.trimsBy[reason]++;
     this.releasedBytes += Math.max(0, result.releasedBytes ?? 0);

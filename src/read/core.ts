@@ -203,6 +203,7 @@ function trimResult(values: Float64Array, timestamp: number): TrimResult {
     returnValue: orNull(values[TrimSlot.Result]),
     blockingMs: orNull(values[TrimSlot.BlockingMs]),
     threadArenaTopBytes: orNull(values[TrimSlot.BeyondBytes]),
+    threadArenasPending: orNull(values[TrimSlot.PendingArenas]),
   };
   if (supported) {
     log.count++;

@@ -119,7 +119,9 @@ int main(int argc, char** argv) {
   // takes 16 MiB from its own arena's top, writes it and frees it: it merges back into the top,
   // below the trim threshold, and stays while the thread idles.
   if (std::strcmp(b.Name(), "glibc") == 0) {
-    Check(!std::isnan(b.ReleaseBeyondTrim()), "glibc releases thread-arena tops (a layout it knows)");
+    double pending = NAN;
+    Check(!std::isnan(b.ReleaseBeyondTrim(pending)), "glibc releases thread-arena tops (a layout it knows)");
+    Check(!std::isnan(pending), "and says how many arenas it left for later");
     constexpr size_t kTop = 16u << 20;
     char* big = static_cast<char*>(std::malloc(24u << 20));
     std::memset(big, 1, 24u << 20);
@@ -140,14 +142,17 @@ int main(int argc, char** argv) {
     });
     while (phase.load() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     // The step releases only arenas it saw linked on a scan at least a second before: this
-    // trim's scan notes the new arena, the next one, after the wait, releases its top.
-    b.ReleaseBeyondTrim();
+    // trim's scan notes the new arena (and says it left one), the next one, after the wait,
+    // releases its top.
+    b.ReleaseBeyondTrim(pending);
+    Check(pending >= 1, "a scan that first sees an arena leaves it pending");
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     const double rss0 = ReadRssBytes();
     double r = 0;
     Check(b.Trim(r).ok(), "malloc_trim succeeds");
     const double rss1 = ReadRssBytes();
-    const double released = b.ReleaseBeyondTrim();
+    const double released = b.ReleaseBeyondTrim(pending);
+    Check(pending == 0, "a second later, none is left pending");
     const double rss2 = ReadRssBytes();
     std::printf(
         "     thread-arena top: malloc_trim released %.1f MiB, the top release %.1f MiB (RSS -%.1f MiB)\n",
@@ -209,7 +214,8 @@ int main(int argc, char** argv) {
           double r = 0;
           b.PrepareTrimOnCallingThread();
           if (!b.Trim(r).ok()) errors++;
-          b.ReleaseBeyondTrim();
+          double left = 0;
+          b.ReleaseBeyondTrim(left);
         }
       }
     });
