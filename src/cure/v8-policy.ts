@@ -7,8 +7,9 @@ const MiB = 1024 * 1024;
 
 /**
  * The pause a release is predicted to take per MiB of V8's heap in RAM before it, ms, until this
- * process has measured its own: bench/v8-release.mjs measured 0.47-0.71 ms per MiB for
- * memory-pressure releases of 64 MiB to 900 MiB heaps on 2 shared vCPUs (docs/CURES.md).
+ * process has measured its own: bench/v8-release.mjs measured medians of 0.48-0.70 ms per MiB
+ * (the worst round 1.08) for memory-pressure releases of 120-940 MiB heaps on 2 shared vCPUs
+ * (docs/CURES.md).
  */
 export const PRIOR_PAUSE_MS_PER_MIB = 0.75;
 
