@@ -142,6 +142,7 @@ describe('nothing known (every allocator symbol hidden, as on musl)', () => {
       returnValue: null,
       blockingMs: null,
       threadArenaTopBytes: null,
+      threadArenasPending: null,
     });
   });
 });
