@@ -122,14 +122,16 @@ export class AutoTrim {
   private quiet(): void {
     if (this.quietTimer) return;
     this.followedUp = false;
-    if (!this.releaseV8()) {
-      this.host.sampleNow('quiet');
-      return;
-    }
+    if (this.releaseV8()) this.quietSampleIn(AFTER_V8_RELEASE_MS);
+    else this.host.sampleNow('quiet');
+  }
+
+  // A quiet sample `ms` from now (one pending at a time).
+  private quietSampleIn(ms: number): void {
     this.quietTimer = setTimeout(() => {
       this.quietTimer = null;
       this.host.sampleNow('quiet');
-    }, AFTER_V8_RELEASE_MS);
+    }, ms);
     this.quietTimer.unref();
   }
 
@@ -202,11 +204,7 @@ export class AutoTrim {
     p.trimmed(s, result, performance.now(), reason);
     if (reason === 'quiet' && p.pendingArenas > 0 && !this.quietTimer && !this.followedUp) {
       this.followedUp = true;
-      this.quietTimer = setTimeout(() => {
-        this.quietTimer = null;
-        this.host.sampleNow('quiet');
-      }, ARENA_FOLLOW_UP_MS);
-      this.quietTimer.unref();
+      this.quietSampleIn(ARENA_FOLLOW_UP_MS);
     }
     this.trims++;
     this.trimsBy[reason]++;
